@@ -1,0 +1,1 @@
+"""Frame sources (files, folders, webcams, RTSP) and sinks (overlay videos, mask files)."""

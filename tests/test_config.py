@@ -1,0 +1,63 @@
+"""Configs are plain data: validation, serialisation, and custom sizes that run."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import vos
+from tiny import tiny_config
+from vos.config import ModelConfig, get_config
+
+
+def test_config_dict_round_trip_for_official_and_custom():
+    for config in (get_config("sam2.1_hiera_b+"), tiny_config()):
+        assert ModelConfig.from_dict(config.to_dict()) == config
+
+
+def test_2_0_and_2_1_differ_only_in_the_version_flags():
+    a, b = get_config("sam2_hiera_large").to_dict(), get_config("sam2.1_hiera_large").to_dict()
+    assert {k for k in a if a[k] != b[k]} == {
+        "name", "no_obj_embed_spatial", "add_tpos_enc_to_obj_ptrs", "proj_tpos_enc_in_obj_ptrs",
+        "use_signed_tpos_enc_to_obj_ptrs",
+    }
+
+
+def test_image_size_must_be_divisible_by_total_stride():
+    with pytest.raises(ValueError, match="not divisible by the total stride 32"):
+        get_config("sam2.1_hiera_tiny").replace(image_size=1000)
+
+
+def test_unknown_config_name_lists_known_ones():
+    with pytest.raises(KeyError, match="sam2.1_hiera_tiny"):
+        get_config("sam2.1_hiera_huge")
+
+
+def test_unknown_fields_in_stored_config_are_refused():
+    data = tiny_config().to_dict() | {"bogus": 1}
+    with pytest.raises(ValueError, match="bogus"):
+        ModelConfig.from_dict(data)
+
+
+@pytest.mark.parametrize("size", [64, 96, 128])
+@torch.no_grad()
+def test_custom_small_model_runs_every_component(size):
+    model = vos.build_model(tiny_config(image_size=size))
+    feats = model.encode_image(torch.randn(2, 3, size, size))
+    s = size // 16
+    assert feats.vision_features.shape == (2, 32, s, s)
+    assert feats.backbone_fpn[0].shape == (2, 4, 4 * s, 4 * s)
+    coords = torch.tensor([[[10.0, 12.0]], [[30.0, 5.0]]])
+    out = model.predict_masks(feats.vision_features, feats.backbone_fpn[:2], coords, torch.ones(2, 1, dtype=torch.int32),
+                              multimask_output=True)
+    assert out.low_res_multimasks.shape == (2, 3, 4 * s, 4 * s)
+    assert out.high_res_masks.shape == (2, 1, size, size)
+    assert out.obj_ptr.shape == (2, 32)
+    mem, pos = model.encode_memory(feats.vision_features, out.high_res_masks, out.object_score)
+    assert mem.shape == pos.shape == (2, 8, s, s)
+    tokens, tpos = model.object_pointer_tokens(out.obj_ptr[:, None], torch.tensor([1]), 16)
+    memory = torch.cat([mem.flatten(2).transpose(1, 2), tokens], 1)
+    memory_pos = torch.cat([pos.flatten(2).transpose(1, 2), tpos], 1)
+    curr = feats.vision_features.flatten(2).transpose(1, 2)
+    cond = model.condition_on_memory(curr, feats.vision_pos_enc[-1].flatten(2).transpose(1, 2), memory, memory_pos,
+                                     tokens.shape[1])
+    assert cond.shape == curr.shape and torch.isfinite(cond).all()

@@ -1,0 +1,71 @@
+"""vos: real-time video object segmentation and tracking, compatible with SAM 2 / SAM 2.1 checkpoints."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .checkpoint import CheckpointError, build_model, check_fits, infer_config, read_checkpoint, save_model
+from .config import OFFICIAL_CONFIGS, HieraConfig, ModelConfig, get_config
+from .hub import DownloadError, canonical_name, checkpoint_path
+from .model import NO_OBJ_SCORE, HeadOutput, SAM2Model
+
+__version__ = "0.1.0"
+
+
+def load_model(
+    path_or_name: str | os.PathLike,
+    *,
+    config: ModelConfig | str | None = None,
+    image_size: int | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> SAM2Model:
+    """Load a model from a checkpoint file or an official checkpoint name.
+
+    Args:
+        path_or_name: a file (official ``{"model": ...}``, vos's own format, or a bare state dict) or an
+            official name such as ``"sam2.1_hiera_tiny"``, downloaded once into the cache.
+        config: the config to load into; by default the file's own (vos format) or the official config
+            whose keys and shapes the weights match.
+        image_size: run the model at another square input size (a multiple of 32).
+        device: where to put the model.
+    Returns:
+        the model in eval mode.
+    """
+    path = Path(path_or_name)
+    if not path.exists() and canonical_name(str(path_or_name)) is not None:
+        path = checkpoint_path(str(path_or_name), progress=progress)
+    state_dict, stored = read_checkpoint(path)
+    if isinstance(config, str):
+        config = get_config(config)
+    try:
+        if config is None:
+            config = stored if stored is not None else infer_config(state_dict)
+        if image_size is not None:
+            config = config.replace(image_size=image_size)
+        model = build_model(config, state_dict)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    return model.to(device)
+
+
+__all__ = [
+    "CheckpointError",
+    "DownloadError",
+    "HeadOutput",
+    "HieraConfig",
+    "ModelConfig",
+    "NO_OBJ_SCORE",
+    "OFFICIAL_CONFIGS",
+    "SAM2Model",
+    "build_model",
+    "check_fits",
+    "checkpoint_path",
+    "get_config",
+    "infer_config",
+    "load_model",
+    "read_checkpoint",
+    "save_model",
+]

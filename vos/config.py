@@ -1,0 +1,123 @@
+"""Model configurations as plain data: the eight official SAM 2 / 2.1 configs and custom ones."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from .hiera import HieraConfig
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to build a :class:`vos.model.SAM2Model`.
+
+    Architecture fields come first; the version flags say how SAM 2.1 differs from 2.0; the remaining
+    fields are the behaviour switches of the official yaml files (identical for all official sizes).
+    """
+
+    name: str
+    trunk: HieraConfig
+    image_size: int = 1024
+    d_model: int = 256
+    mem_dim: int = 64
+    num_maskmem: int = 7
+    backbone_stride: int = 16
+    memory_attention_layers: int = 4
+    memory_attention_ffn: int = 2048
+    fuser_layers: int = 2
+    decoder_depth: int = 2
+    decoder_heads: int = 8
+    decoder_mlp_dim: int = 2048
+    # SAM 2.1 additions (all False in 2.0).
+    no_obj_embed_spatial: bool = True
+    add_tpos_enc_to_obj_ptrs: bool = True
+    proj_tpos_enc_in_obj_ptrs: bool = True
+    use_signed_tpos_enc_to_obj_ptrs: bool = True
+    # Behaviour shared by every official config.
+    max_obj_ptrs_in_encoder: int = 16
+    sigmoid_scale_for_mem_enc: float = 20.0
+    sigmoid_bias_for_mem_enc: float = -10.0
+    multimask_output_in_sam: bool = True
+    multimask_output_for_tracking: bool = True
+    multimask_min_pt_num: int = 0
+    multimask_max_pt_num: int = 1
+    use_mask_input_as_output_without_sam: bool = True
+    only_obj_ptrs_in_the_past_for_eval: bool = True
+
+    def __post_init__(self) -> None:
+        total_stride = 4 * 2 ** self.trunk.q_pool
+        if self.image_size % total_stride:
+            raise ValueError(f"image_size {self.image_size} is not divisible by the total stride {total_stride}")
+        if self.image_size % self.backbone_stride:
+            raise ValueError(f"image_size {self.image_size} is not divisible by backbone_stride {self.backbone_stride}")
+        if self.d_model % self.mem_dim:
+            raise ValueError(f"d_model {self.d_model} must be a multiple of mem_dim {self.mem_dim}")
+        if self.proj_tpos_enc_in_obj_ptrs and not self.add_tpos_enc_to_obj_ptrs:
+            raise ValueError("proj_tpos_enc_in_obj_ptrs needs add_tpos_enc_to_obj_ptrs")
+
+    @property
+    def version(self) -> str:
+        return "2.1" if self.no_obj_embed_spatial else "2.0"
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        """A copy with some fields changed, e.g. ``config.replace(image_size=512)``."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        data = dict(data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model config fields: {unknown}")
+        trunk = {k: tuple(v) if isinstance(v, list) else v for k, v in data.pop("trunk").items()}
+        return cls(trunk=HieraConfig(**trunk), **data)
+
+
+HIERA_T = HieraConfig(embed_dim=96, num_heads=1, stages=(1, 2, 7, 2), global_att_blocks=(5, 7, 9),
+                      window_pos_embed_bkg_spatial_size=(7, 7))
+HIERA_S = HieraConfig(embed_dim=96, num_heads=1, stages=(1, 2, 11, 2), global_att_blocks=(7, 10, 13),
+                      window_pos_embed_bkg_spatial_size=(7, 7))
+HIERA_B_PLUS = HieraConfig(embed_dim=112, num_heads=2)
+HIERA_L = HieraConfig(embed_dim=144, num_heads=2, stages=(2, 6, 36, 4), global_att_blocks=(23, 33, 43),
+                      window_spec=(8, 4, 16, 8), window_pos_embed_bkg_spatial_size=(7, 7))
+
+_SAM2_0_FLAGS = dict(
+    no_obj_embed_spatial=False,
+    add_tpos_enc_to_obj_ptrs=False,
+    proj_tpos_enc_in_obj_ptrs=False,
+    use_signed_tpos_enc_to_obj_ptrs=False,
+)
+
+_SIZES = {"t": ("tiny", HIERA_T), "s": ("small", HIERA_S), "b+": ("base_plus", HIERA_B_PLUS), "l": ("large", HIERA_L)}
+
+OFFICIAL_CONFIGS: dict[str, ModelConfig] = {}
+for _short, (_long, _trunk) in _SIZES.items():
+    OFFICIAL_CONFIGS[f"sam2_hiera_{_long}"] = ModelConfig(name=f"sam2_hiera_{_long}", trunk=_trunk, **_SAM2_0_FLAGS)
+    OFFICIAL_CONFIGS[f"sam2.1_hiera_{_long}"] = ModelConfig(name=f"sam2.1_hiera_{_long}", trunk=_trunk)
+
+# Short names as the official yaml files spell them (``sam2.1_hiera_b+``).
+CONFIG_ALIASES: dict[str, str] = {}
+for _short, (_long, _) in _SIZES.items():
+    for _v in ("sam2", "sam2.1"):
+        CONFIG_ALIASES[f"{_v}_hiera_{_short}"] = f"{_v}_hiera_{_long}"
+
+
+def get_config(name: str) -> ModelConfig:
+    """The official config named ``name`` (``sam2.1_hiera_tiny`` or ``sam2.1_hiera_t``)."""
+    key = CONFIG_ALIASES.get(name, name)
+    if key not in OFFICIAL_CONFIGS:
+        raise KeyError(f"unknown config {name!r}; known: {sorted(OFFICIAL_CONFIGS)}")
+    return OFFICIAL_CONFIGS[key]
+
+
+def neck_channels(trunk: HieraConfig) -> list[int]:
+    """Backbone channels as the neck lists them: lowest resolution first."""
+    return list(reversed(trunk.channels))
+
+
+__all__ = ["ModelConfig", "HieraConfig", "OFFICIAL_CONFIGS", "get_config", "neck_channels"]

@@ -1,0 +1,136 @@
+"""Memory attention: conditions the current frame's features on the memory bank.
+
+Sequences are batch-first here: the current frame is ``(B, N, C)`` and the memory ``(B, M, mem_dim)``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .position_encoding import apply_rope, axial_rope_angles
+from .transformer import Attention
+
+
+class RoPEAttention(Attention):
+    """Attention with 2D axial rotary position encoding on queries and keys.
+
+    For cross-attention over several memory frames (``rope_k_repeat``) every frame of ``N`` keys gets
+    the same rotation as the ``N`` queries; the last ``num_k_exclude_rope`` keys (object pointers) get none.
+    """
+
+    def __init__(
+        self,
+        embedding_dim: int,
+        num_heads: int,
+        downsample_rate: int = 1,
+        dropout: float = 0.0,
+        kv_in_dim: int | None = None,
+        *,
+        rope_theta: float = 10000.0,
+        rope_k_repeat: bool = False,
+        feat_sizes: tuple[int, int] = (64, 64),
+    ) -> None:
+        super().__init__(embedding_dim, num_heads, downsample_rate, dropout, kv_in_dim)
+        self.rope_theta = rope_theta
+        self.rope_k_repeat = rope_k_repeat
+        self.feat_sizes = feat_sizes
+        self._angles: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _rotation(self, num_tokens: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``cos, sin (num_tokens, head_dim / 2)`` for a square grid of ``num_tokens`` tokens."""
+        key = (num_tokens, device)
+        if key not in self._angles:
+            side = math.isqrt(num_tokens)
+            if side * side != num_tokens:
+                raise ValueError(f"RoPE needs a square token grid, got {num_tokens} tokens")
+            angles = axial_rope_angles(self.internal_dim // self.num_heads, side, side, self.rope_theta).to(device)
+            self._angles[key] = (angles.cos(), angles.sin())
+        return self._angles[key]
+
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_k_exclude_rope: int = 0
+    ) -> torch.Tensor:
+        q = self._split_heads(self.q_proj(q))
+        k = self._split_heads(self.k_proj(k))
+        v = self._split_heads(self.v_proj(v))
+        n_q = q.shape[-2]
+        cos, sin = self._rotation(n_q, q.device)
+        q = apply_rope(q, cos, sin)
+        n_rope = k.shape[-2] - num_k_exclude_rope
+        if n_rope > 0:
+            if n_rope != n_q:
+                if not self.rope_k_repeat or n_rope % n_q:
+                    raise ValueError(f"{n_rope} rotary keys do not tile {n_q} queries")
+                reps = n_rope // n_q
+                cos, sin = cos.repeat(reps, 1), sin.repeat(reps, 1)
+            k = torch.cat([apply_rope(k[:, :, :n_rope], cos, sin), k[:, :, n_rope:]], dim=2)
+        return self._attend(q, k, v)
+
+
+class MemoryAttentionLayer(nn.Module):
+    """Pre-norm layer: RoPE self-attention, RoPE cross-attention to memory (keys get their position
+    encoding added), then a ReLU feed-forward."""
+
+    def __init__(
+        self,
+        d_model: int = 256,
+        mem_dim: int = 64,
+        dim_feedforward: int = 2048,
+        num_heads: int = 1,
+        dropout: float = 0.1,
+        feat_sizes: tuple[int, int] = (64, 64),
+    ) -> None:
+        super().__init__()
+        self.self_attn = RoPEAttention(d_model, num_heads, dropout=dropout, feat_sizes=feat_sizes)
+        self.cross_attn_image = RoPEAttention(
+            d_model, num_heads, dropout=dropout, kv_in_dim=mem_dim, rope_k_repeat=True, feat_sizes=feat_sizes
+        )
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.dropout = nn.Dropout(dropout)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.norm3 = nn.LayerNorm(d_model)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+        self.dropout3 = nn.Dropout(dropout)
+
+    def forward(
+        self, x: torch.Tensor, memory: torch.Tensor, memory_pos: torch.Tensor, num_k_exclude_rope: int = 0
+    ) -> torch.Tensor:
+        y = self.norm1(x)
+        x = x + self.dropout1(self.self_attn(y, y, y))
+        y = self.norm2(x)
+        x = x + self.dropout2(self.cross_attn_image(y, memory + memory_pos, memory, num_k_exclude_rope))
+        y = self.norm3(x)
+        return x + self.dropout3(self.linear2(self.dropout(torch.relu(self.linear1(y)))))
+
+
+class MemoryAttention(nn.Module):
+    """A stack of :class:`MemoryAttentionLayer` with a final LayerNorm.
+
+    ``forward(curr (B, N, C), curr_pos (B, N, C), memory (B, M, mem_dim), memory_pos (B, M, mem_dim))``
+    returns ``(B, N, C)``. The input is ``curr + 0.1 * curr_pos``; position enters later only through RoPE
+    and the memory keys.
+    """
+
+    def __init__(self, d_model: int = 256, num_layers: int = 4, **layer_kwargs) -> None:
+        super().__init__()
+        self.d_model = d_model
+        self.layers = nn.ModuleList(MemoryAttentionLayer(d_model, **layer_kwargs) for _ in range(num_layers))
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(
+        self,
+        curr: torch.Tensor,
+        curr_pos: torch.Tensor,
+        memory: torch.Tensor,
+        memory_pos: torch.Tensor,
+        num_obj_ptr_tokens: int = 0,
+    ) -> torch.Tensor:
+        x = curr + 0.1 * curr_pos
+        for layer in self.layers:
+            x = layer(x, memory, memory_pos, num_obj_ptr_tokens)
+        return self.norm(x)

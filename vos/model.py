@@ -1,0 +1,266 @@
+"""The SAM 2 model: its modules under the official parameter names, and the per-frame computations.
+
+The model holds no per-video state. Predictors and trackers decide which memories to use and call:
+
+* :meth:`SAM2Model.encode_image` once per frame,
+* :meth:`SAM2Model.condition_on_memory` (or :meth:`SAM2Model.without_memory` on a prompted first frame),
+* :meth:`SAM2Model.predict_masks` / :meth:`SAM2Model.mask_as_output` for the decoder heads,
+* :meth:`SAM2Model.encode_memory` to turn the result into a memory for later frames.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import MLP
+from .config import ModelConfig, neck_channels
+from .hiera import Hiera
+from .image_encoder import FpnNeck, ImageEncoder, ImageFeatures
+from .mask_decoder import MaskDecoder
+from .memory_attention import MemoryAttention
+from .memory_encoder import MemoryEncoder
+from .position_encoding import sine_1d
+from .prompt_encoder import PromptEncoder
+from .transformer import TwoWayTransformer
+
+# Logit given to every pixel of an object judged absent.
+NO_OBJ_SCORE = -1024.0
+
+
+@dataclass
+class HeadOutput:
+    """What the SAM heads predict for a batch of ``B`` objects on one frame.
+
+    ``low_res_multimasks (B, M, 4h, 4w)`` and ``high_res_multimasks (B, M, S, S)`` hold every candidate;
+    ``low_res_masks (B, 1, 4h, 4w)``, ``high_res_masks (B, 1, S, S)`` the chosen one; ``ious (B, M)``;
+    ``obj_ptr (B, C)`` the object pointer; ``object_score (B, 1)`` the presence logit.
+    """
+
+    low_res_multimasks: torch.Tensor
+    high_res_multimasks: torch.Tensor
+    ious: torch.Tensor
+    low_res_masks: torch.Tensor
+    high_res_masks: torch.Tensor
+    obj_ptr: torch.Tensor
+    object_score: torch.Tensor
+
+
+def _trunc_normal_parameter(*shape: int) -> nn.Parameter:
+    p = nn.Parameter(torch.zeros(*shape))
+    nn.init.trunc_normal_(p, std=0.02)
+    return p
+
+
+class SAM2Model(nn.Module):
+    """SAM 2 / 2.1 with the official module tree, so official state dicts load with ``strict=True``."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        c, m = config.d_model, config.mem_dim
+        self.hidden_dim, self.mem_dim = c, m
+        self.image_size = config.image_size
+        self.num_maskmem = config.num_maskmem
+        feat = config.image_size // config.backbone_stride
+
+        self.maskmem_tpos_enc = _trunc_normal_parameter(config.num_maskmem, 1, 1, m)
+        self.no_mem_embed = _trunc_normal_parameter(1, 1, c)
+        self.no_mem_pos_enc = _trunc_normal_parameter(1, 1, c)
+        self.no_obj_ptr = _trunc_normal_parameter(1, c)
+        if config.no_obj_embed_spatial:
+            self.no_obj_embed_spatial = _trunc_normal_parameter(1, m)
+        else:
+            self.no_obj_embed_spatial = None
+
+        self.image_encoder = ImageEncoder(Hiera(config.trunk), FpnNeck(c, neck_channels(config.trunk)))
+        self.mask_downsample = nn.Conv2d(1, 1, kernel_size=4, stride=4)
+        self.memory_attention = MemoryAttention(
+            c,
+            num_layers=config.memory_attention_layers,
+            mem_dim=m,
+            dim_feedforward=config.memory_attention_ffn,
+            feat_sizes=(feat, feat),
+        )
+        self.memory_encoder = MemoryEncoder(in_dim=c, out_dim=m, fuser_layers=config.fuser_layers)
+        self.sam_prompt_encoder = PromptEncoder(
+            embed_dim=c, image_embedding_size=(feat, feat), input_image_size=(config.image_size,) * 2
+        )
+        self.sam_mask_decoder = MaskDecoder(
+            transformer_dim=c,
+            transformer=TwoWayTransformer(config.decoder_depth, c, config.decoder_heads, config.decoder_mlp_dim),
+            iou_head_hidden_dim=c,
+            use_high_res_features=True,
+            iou_prediction_use_sigmoid=True,
+            pred_obj_scores=True,
+            pred_obj_scores_mlp=True,
+            use_multimask_token_for_obj_ptr=True,
+        )
+        self.obj_ptr_proj = MLP(c, c, c, 3)
+        self.obj_ptr_tpos_proj = nn.Linear(c, m) if config.proj_tpos_enc_in_obj_ptrs else nn.Identity()
+
+    @property
+    def device(self) -> torch.device:
+        return self.no_mem_embed.device
+
+    # ------------------------------------------------------------------ image
+    def encode_image(self, images: torch.Tensor) -> ImageFeatures:
+        """``(B, 3, S, S)`` normalised images -> features; the two high-resolution levels are already
+        projected to the decoder's ``C/8`` and ``C/4`` channels, as the decoder consumes them."""
+        out = self.image_encoder(images)
+        decoder = self.sam_mask_decoder
+        out.backbone_fpn[0] = decoder.conv_s0(out.backbone_fpn[0])
+        out.backbone_fpn[1] = decoder.conv_s1(out.backbone_fpn[1])
+        return out
+
+    # ------------------------------------------------------------------ memory attention
+    def without_memory(self, features: torch.Tensor) -> torch.Tensor:
+        """Features ``(B, C, h, w)`` of a frame prompted before any memory exists: plus ``no_mem_embed``."""
+        return features + self.no_mem_embed.reshape(1, -1, 1, 1)
+
+    def condition_on_memory(
+        self,
+        curr: torch.Tensor,
+        curr_pos: torch.Tensor,
+        memory: torch.Tensor,
+        memory_pos: torch.Tensor,
+        num_obj_ptr_tokens: int = 0,
+    ) -> torch.Tensor:
+        """``curr, curr_pos (B, N, C)``; ``memory, memory_pos (B, M, mem_dim)`` whose last
+        ``num_obj_ptr_tokens`` entries are object-pointer tokens -> ``(B, N, C)``."""
+        return self.memory_attention(curr, curr_pos, memory, memory_pos, num_obj_ptr_tokens)
+
+    def memory_time_encoding(self, t_pos: int) -> torch.Tensor:
+        """Temporal encoding ``(1, 1, mem_dim)`` of a memory ``t_pos`` steps into the FIFO (0 = prompted)."""
+        return self.maskmem_tpos_enc[self.num_maskmem - t_pos - 1].reshape(1, 1, -1)
+
+    def object_pointer_tokens(
+        self, pointers: torch.Tensor, positions: torch.Tensor, max_pointers: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Split pointers into memory tokens with their temporal encodings.
+
+        Args:
+            pointers: ``(B, P, C)`` object pointers.
+            positions: ``(P,)`` temporal distance of each pointer's frame (signed in 2.1).
+            max_pointers: the pointer budget; distances are normalised by ``max_pointers - 1``.
+        Returns:
+            tokens and position encodings, both ``(B, P * C / mem_dim, mem_dim)``.
+        """
+        b, p, c = pointers.shape
+        m = self.mem_dim
+        if self.config.add_tpos_enc_to_obj_ptrs:
+            dim = c if self.config.proj_tpos_enc_in_obj_ptrs else m
+            scale = max(max_pointers - 1, 1)
+            pos = self.obj_ptr_tpos_proj(sine_1d(positions.to(self.device).float() / scale, dim))
+        else:
+            pos = pointers.new_zeros(p, m)
+        split = c // m
+        tokens = pointers.reshape(b, p * split, m)
+        pos = pos.repeat_interleave(split, dim=0).unsqueeze(0).expand(b, -1, -1)
+        return tokens, pos
+
+    # ------------------------------------------------------------------ heads
+    def use_multimask(self, is_init_cond_frame: bool, num_points: int) -> bool:
+        """Whether the decoder should output 3 candidates (ambiguous prompts) rather than 1."""
+        cfg = self.config
+        return (
+            cfg.multimask_output_in_sam
+            and (is_init_cond_frame or cfg.multimask_output_for_tracking)
+            and cfg.multimask_min_pt_num <= num_points <= cfg.multimask_max_pt_num
+        )
+
+    def predict_masks(
+        self,
+        features: torch.Tensor,
+        high_res_features: list[torch.Tensor],
+        point_coords: torch.Tensor | None = None,
+        point_labels: torch.Tensor | None = None,
+        mask_inputs: torch.Tensor | None = None,
+        multimask_output: bool = False,
+    ) -> HeadOutput:
+        """Run the prompt encoder and mask decoder on memory-conditioned features.
+
+        Args:
+            features: ``(B, C, h, w)``.
+            high_res_features: ``[(B, C/8, 4h, 4w), (B, C/4, 2h, 2w)]``.
+            point_coords: ``(B, N, 2)`` in model-input pixels; ``point_labels (B, N)``. A box is two points
+                labelled 2 and 3. With no points, a single padding point is used.
+            mask_inputs: ``(B, 1, H', W')`` mask logits, resized to the prompt size when needed.
+        """
+        b = features.shape[0]
+        if point_coords is None:
+            point_coords = features.new_zeros(b, 1, 2)
+            point_labels = -torch.ones(b, 1, dtype=torch.int32, device=features.device)
+        prompt = self.sam_prompt_encoder
+        if mask_inputs is not None and tuple(mask_inputs.shape[-2:]) != prompt.mask_input_size:
+            mask_inputs = F.interpolate(
+                mask_inputs.float(), size=prompt.mask_input_size, mode="bilinear", align_corners=False, antialias=True
+            )
+        sparse, dense = prompt((point_coords, point_labels), None, mask_inputs)
+        out = self.sam_mask_decoder(
+            features, prompt.get_dense_pe(), sparse, dense, multimask_output, high_res_features=high_res_features
+        )
+        present = out.object_score > 0  # (B, 1)
+        # Hard gate: an absent object gets an empty mask, for the output and for the memory alike.
+        low_multi = torch.where(present[:, :, None, None], out.masks, NO_OBJ_SCORE).float()
+        high_multi = F.interpolate(low_multi, size=(self.image_size,) * 2, mode="bilinear", align_corners=False)
+        token = out.tokens[:, 0]
+        if multimask_output:
+            best = out.iou.argmax(dim=-1)
+            rows = torch.arange(b, device=features.device)
+            low, high = low_multi[rows, best].unsqueeze(1), high_multi[rows, best].unsqueeze(1)
+            if out.tokens.shape[1] > 1:
+                token = out.tokens[rows, best]
+        else:
+            low, high = low_multi, high_multi
+        obj_ptr = self._gate_pointer(self.obj_ptr_proj(token), present.float())
+        return HeadOutput(low_multi, high_multi, out.iou, low, high, obj_ptr, out.object_score)
+
+    def mask_as_output(
+        self, features: torch.Tensor, high_res_features: list[torch.Tensor], mask: torch.Tensor
+    ) -> HeadOutput:
+        """Take a mask prompt ``(B, 1, S, S)`` as the frame's output directly (logits ``±10``); the
+        decoder still runs on the downsampled mask to produce the object pointer."""
+        mask = mask.float()
+        high = mask * 20.0 - 10.0
+        low = F.interpolate(
+            high, size=(high.shape[-2] // 4, high.shape[-1] // 4), mode="bilinear", align_corners=False, antialias=True
+        )
+        ious = mask.new_ones(mask.shape[0], 1)
+        heads = self.predict_masks(features, high_res_features, mask_inputs=self.mask_downsample(mask))
+        present = (mask.flatten(1) > 0).any(dim=1, keepdim=True).float()
+        object_score = present * 20.0 - 10.0
+        obj_ptr = self._gate_pointer(heads.obj_ptr, present)
+        return HeadOutput(low, high, ious, low, high, obj_ptr, object_score)
+
+    def _gate_pointer(self, obj_ptr: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """Replace the pointer of an absent object by the learned ``no_obj_ptr``. ``present (B, 1)`` in {0, 1}."""
+        return present * obj_ptr + (1 - present) * self.no_obj_ptr
+
+    # ------------------------------------------------------------------ memory encoder
+    def encode_memory(
+        self,
+        pix_feat: torch.Tensor,
+        high_res_mask_logits: torch.Tensor,
+        object_score: torch.Tensor,
+        binarize: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode a frame into memory.
+
+        Args:
+            pix_feat: ``(B, C, h, w)`` the frame's stride-16 backbone features, not memory-conditioned.
+            high_res_mask_logits: ``(B, 1, S, S)`` the chosen mask.
+            object_score: ``(B, 1)`` presence logits.
+            binarize: threshold the mask instead of a sigmoid (for masks from clicks, when enabled).
+        Returns:
+            ``features (B, mem_dim, h, w)`` and ``pos_enc (B, mem_dim, h, w)``.
+        """
+        mask = (high_res_mask_logits > 0).float() if binarize else torch.sigmoid(high_res_mask_logits)
+        mask = mask * self.config.sigmoid_scale_for_mem_enc + self.config.sigmoid_bias_for_mem_enc
+        features, pos = self.memory_encoder(pix_feat, mask)
+        if self.no_obj_embed_spatial is not None:
+            absent = 1.0 - (object_score > 0).float()
+            features = features + absent[:, :, None, None] * self.no_obj_embed_spatial[:, :, None, None]
+        return features, pos
