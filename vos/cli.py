@@ -27,6 +27,35 @@ def _download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from evaluation.benchmark import evaluate_davis, evaluate_sav
+    from evaluation.davis import read_sequence_list
+
+    root = Path(args.root)
+    out = Path(args.out or args.predictions)
+    if args.dataset == "davis":
+        gt = root / "Annotations" / "480p" if (root / "Annotations" / "480p").is_dir() else root
+        names = read_sequence_list(Path(args.split)) if args.split else None
+        report = evaluate_davis(gt, Path(args.predictions), names, args.processes, progress=True)
+        files = list(report.write_davis_csv(out, Path(args.split).stem if args.split else "val"))
+    else:
+        names = read_sequence_list(Path(args.split)) if args.split else None
+        report = evaluate_sav(root, Path(args.predictions), names, args.processes, progress=True)
+        files = [report.write_sav_csv(out)]
+    files.append(report.plot(out / "jf_per_object.png"))
+    print(f"{'object':<28}{'J&F':>8}{'J':>8}{'F':>8}")
+    for obj in report.objects:
+        s = obj.summary()
+        print(f"{obj.name:<28}{s['J&F-Mean']:>8.3f}{s['J-Mean']:>8.3f}{s['F-Mean']:>8.3f}")
+    g = report.global_scores()
+    print(f"{'GLOBAL':<28}{g['J&F-Mean']:>8.3f}{g['J-Mean']:>8.3f}{g['F-Mean']:>8.3f}")
+    for f in files:
+        print(f"wrote {f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vos", description="Video object segmentation and tracking (SAM 2 compatible).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -40,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="official name (sam2.1_hiera_tiny, sam2_hiera_base_plus, ...) or 'all'")
     p.set_defaults(func=_download)
 
+    p = sub.add_parser("eval", help="score predicted masks with J&F as the official DAVIS / SA-V tools do")
+    p.add_argument("--dataset", choices=["davis", "sav"], required=True,
+                   help="davis: palette PNG per frame, first/last frame not scored; sav: binary PNG per object")
+    p.add_argument("--root", required=True,
+                   help="ground truth: a DAVIS root (with Annotations/480p) or an annotation folder of sequences")
+    p.add_argument("--predictions", required=True, help="folder of predicted masks, same layout as the ground truth")
+    p.add_argument("--split", help="ImageSets text file listing the sequences to score (default: all folders)")
+    p.add_argument("--out", help="where to write the CSV files and the plot (default: the predictions folder)")
+    p.add_argument("--processes", type=int, default=None, help="worker processes (default: all cores)")
+    p.set_defaults(func=_eval)
     return parser
 
 

@@ -1,0 +1,126 @@
+"""Scoring whole datasets: one worker process per sequence, CSV files as the official tools write them, a plot."""
+from __future__ import annotations
+
+import csv
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from . import davis, sav
+from .davis import ObjectScores
+
+DAVIS_COLUMNS = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
+
+
+@dataclass
+class Report:
+    """Scores of every object of every sequence, in sequence order."""
+
+    objects: list[ObjectScores]
+
+    def global_scores(self) -> dict[str, float]:
+        """Object-weighted means of every per-object statistic (no per-sequence averaging first)."""
+        rows = [o.summary() for o in self.objects]
+        out = {c: float(np.mean([r[c] for r in rows])) for c in DAVIS_COLUMNS if c != "J&F-Mean"}
+        out["J&F-Mean"] = (out["J-Mean"] + out["F-Mean"]) / 2
+        return {c: out[c] for c in DAVIS_COLUMNS}
+
+    def write_davis_csv(self, folder: Path, subset: str = "val") -> tuple[Path, Path]:
+        """``global_results-<subset>.csv`` and ``per-sequence_results-<subset>.csv`` as davis2017-evaluation
+        writes them (fractions, 3 decimals), atomically."""
+        folder = Path(folder)
+        g = self.global_scores()
+        global_path = _write_csv(folder / f"global_results-{subset}.csv", DAVIS_COLUMNS,
+                                 [[f"{g[c]:.3f}" for c in DAVIS_COLUMNS]])
+        per_seq = [[o.name, f"{o.summary()['J-Mean']:.3f}", f"{o.summary()['F-Mean']:.3f}"] for o in self.objects]
+        seq_path = _write_csv(folder / f"per-sequence_results-{subset}.csv", ["Sequence", "J-Mean", "F-Mean"], per_seq)
+        return global_path, seq_path
+
+    def write_sav_csv(self, folder: Path) -> Path:
+        """``results.csv`` as the SA-V evaluator writes it (×100, full precision, GLOBAL row first)."""
+        j = [100 * float(np.mean(o.J)) for o in self.objects]
+        f = [100 * float(np.mean(o.F)) for o in self.objects]
+        rows = [["GLOBAL", "", repr(float(np.mean(j) + np.mean(f)) / 2), repr(float(np.mean(j))), repr(float(np.mean(f)))]]
+        rows += [[o.sequence, o.object_id, repr((a + b) / 2), repr(a), repr(b)] for o, a, b in zip(self.objects, j, f)]
+        return _write_csv(Path(folder) / "results.csv", ["video", "object", "J&F", "J", "F"], rows)
+
+    def plot(self, path: Path, title: str = "J&F per object") -> Path:
+        """A bar chart of J&F, J and F per object, written atomically as PNG."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        names = [o.name for o in self.objects]
+        rows = [o.summary() for o in self.objects]
+        x = np.arange(len(names))
+        fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(names) + 2), 4))
+        for i, (col, colour) in enumerate([("J&F-Mean", "#4c72b0"), ("J-Mean", "#55a868"), ("F-Mean", "#c44e52")]):
+            ax.bar(x + (i - 1) * 0.27, [r[col] for r in rows], width=0.27, label=col, color=colour)
+        mean = self.global_scores()["J&F-Mean"]
+        ax.axhline(mean, color="black", linestyle="--", linewidth=1, label=f"mean J&F {mean:.3f}")
+        ax.set_xticks(x, names, rotation=60, ha="right")
+        ax.set_ylim(0, 1)
+        ax.set_title(title)
+        ax.legend(loc="lower left", fontsize=8)
+        fig.tight_layout()
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp.png")
+        fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+        os.replace(tmp, path)
+        return path
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(tmp, path)
+    return path
+
+
+def _run(fn: Callable, jobs: list[tuple[Path, Path]], processes: int | None, progress: bool) -> list[ObjectScores]:
+    processes = processes or os.cpu_count() or 1
+    results: list[list[ObjectScores]] = []
+    if processes <= 1 or len(jobs) <= 1:
+        for job in tqdm(jobs, desc="scoring", disable=not progress):
+            results.append(fn(*job))
+    else:
+        with ProcessPoolExecutor(min(processes, len(jobs))) as pool:
+            futures = [pool.submit(fn, *job) for job in jobs]
+            for future in tqdm(futures, desc="scoring", disable=not progress):
+                results.append(future.result())
+    return [o for seq in results for o in seq]
+
+
+def _evaluate(score: Callable, gt_root: Path, pred_root: Path, names: list[str] | None,
+              processes: int | None, progress: bool) -> Report:
+    gt_root, pred_root = Path(gt_root), Path(pred_root)
+    if names is None:
+        names = sorted(p.name for p in gt_root.iterdir() if p.is_dir())
+    return Report(_run(score, [(gt_root / n, pred_root / n) for n in names], processes, progress))
+
+
+def evaluate_davis(
+    gt_root: Path, pred_root: Path, sequences: list[str] | None = None, processes: int | None = None,
+    progress: bool = False,
+) -> Report:
+    """Score DAVIS-layout predictions; ``gt_root`` holds one annotation folder per sequence."""
+    return _evaluate(davis.evaluate_sequence, gt_root, pred_root, sequences, processes, progress)
+
+
+def evaluate_sav(
+    gt_root: Path, pred_root: Path, videos: list[str] | None = None, processes: int | None = None,
+    progress: bool = False,
+) -> Report:
+    """Score SA-V-layout predictions (one binary PNG per object per annotated frame)."""
+    return _evaluate(sav.evaluate_video, gt_root, pred_root, videos, processes, progress)

@@ -1,0 +1,90 @@
+"""DAVIS semi-supervised evaluation, exactly as the official davis2017-evaluation computes it.
+
+Ground truth: ``<gt_root>/<seq>/<frame>.png`` palette PNGs (0 background, 255 void, ids 1..N). The object
+count is the largest id in the first frame; the first and last frames are not scored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import statistics
+from .masks import frame_pngs, read_index_png
+from .metrics import boundary_f, region_similarity
+
+
+@dataclass
+class ObjectScores:
+    """Per-frame J and F of one object over the scored frames."""
+
+    sequence: str
+    object_id: str
+    J: np.ndarray
+    F: np.ndarray
+
+    @property
+    def name(self) -> str:
+        return f"{self.sequence}_{self.object_id}"
+
+    def summary(self) -> dict[str, float]:
+        """The official per-object statistics, as fractions."""
+        out = {
+            "J-Mean": statistics.mean(self.J),
+            "J-Recall": statistics.recall(self.J),
+            "J-Decay": statistics.decay(self.J),
+            "F-Mean": statistics.mean(self.F),
+            "F-Recall": statistics.recall(self.F),
+            "F-Decay": statistics.decay(self.F),
+        }
+        out["J&F-Mean"] = (out["J-Mean"] + out["F-Mean"]) / 2
+        return out
+
+
+def evaluate_sequence(gt_dir: Path, pred_dir: Path) -> list[ObjectScores]:
+    """Score one sequence; raises naming the file for a missing prediction or a surplus object id."""
+    gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
+    sequence = gt_dir.name
+    gt_files = frame_pngs(gt_dir)
+    if len(gt_files) < 3:
+        raise ValueError(f"{gt_dir}: {len(gt_files)} annotated frames; at least 3 are needed (first and last are not scored)")
+    first = read_index_png(gt_files[0])
+    num_objects = int(np.where(first == 255, 0, first).max())
+    scored = gt_files[1:-1]
+    gt = np.stack([read_index_png(f) for f in scored])
+    gt[gt == 255] = 0  # void counts as background in the semi-supervised task
+    pred = np.stack([_read_prediction(pred_dir / f.name, gt.shape[1:]) for f in scored])
+    surplus = int(pred.max(initial=0))
+    if surplus > num_objects:
+        raise ValueError(
+            f"{pred_dir}: prediction holds object id {surplus}, but the sequence has {num_objects} object(s) "
+            f"(ids 1..{num_objects} from the first ground-truth frame)"
+        )
+    scores = []
+    for k in range(1, num_objects + 1):
+        g, p = gt == k, pred == k
+        scores.append(ObjectScores(sequence, str(k), region_similarity(g, p), boundary_f(g, p)))
+    return scores
+
+
+def _read_prediction(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    if not path.exists():
+        raise FileNotFoundError(f"missing prediction: {path}")
+    mask = read_index_png(path)
+    if mask.shape != tuple(shape):
+        raise ValueError(f"{path}: prediction is {mask.shape[1]}x{mask.shape[0]}, ground truth is {shape[1]}x{shape[0]}")
+    return mask
+
+
+def read_sequence_list(path: Path) -> list[str]:
+    """Sequence names from an ``ImageSets`` text file, one per line (DAVIS 2016 frame-pair lines accepted)."""
+    names: list[str] = []
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        name = line.split()[0].strip("/").split("/")[2] if line.startswith("/") else line
+        if name not in names:
+            names.append(name)
+    return names

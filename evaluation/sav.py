@@ -1,0 +1,48 @@
+"""SA-V evaluation, as the official SA-V evaluator computes it.
+
+Layout: ``<root>/<video>/<object:03d>/<frame:05d>.png``, one binary PNG per object per annotated frame
+(every 4th frame). Each object is scored on its own annotated frames minus its first and last, from the
+first frame where it appears in the ground truth or the prediction.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .davis import ObjectScores
+from .masks import frame_pngs, read_index_png
+from .metrics import boundary_f, region_similarity
+
+
+def evaluate_video(gt_dir: Path, pred_dir: Path) -> list[ObjectScores]:
+    gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
+    objects = sorted(p for p in gt_dir.iterdir() if p.is_dir())
+    if not objects:
+        raise ValueError(f"{gt_dir}: no per-object folders (expected the SA-V layout <video>/<object>/<frame>.png)")
+    return [_evaluate_object(obj, pred_dir / obj.name, gt_dir.name) for obj in objects]
+
+
+def _binary(path: Path) -> np.ndarray:
+    mask = read_index_png(path)
+    if len(np.unique(mask)) > 2:
+        raise ValueError(f"{path}: an SA-V mask must be binary, found values {np.unique(mask)[:6].tolist()}")
+    return mask > 0
+
+
+def _evaluate_object(gt_obj: Path, pred_obj: Path, video: str) -> ObjectScores:
+    frames = frame_pngs(gt_obj)[1:-1]
+    gt = np.stack([_binary(f) for f in frames])
+    preds = []
+    for f in frames:
+        path = pred_obj / f.name
+        if not path.exists():
+            raise FileNotFoundError(f"missing prediction: {path}")
+        preds.append(_binary(path))
+    pred = np.stack(preds)
+    if not gt.any():
+        raise ValueError(f"{gt_obj}: the object is absent from every scored frame, so it cannot be scored")
+    present = np.flatnonzero(gt.any(axis=(1, 2)) | pred.any(axis=(1, 2)))
+    start = int(present[0])
+    gt, pred = gt[start:], pred[start:]
+    return ObjectScores(video, gt_obj.name, region_similarity(gt, pred), boundary_f(gt, pred))
