@@ -257,3 +257,37 @@ def test_full_resolution_1024_matches_official():
     )
     out = ours.condition_on_memory(curr, curr_pos, memory, memory_pos, 8)
     assert max_diff(theirs, out.transpose(0, 1)) <= TOL
+
+
+@pytest.mark.parametrize("name", ["sam2_hiera_tiny", "sam2.1_hiera_tiny"])
+@torch.no_grad()
+def test_dynamic_multimask_via_stability_matches_official_postprocessing(name):
+    """With the builders' post-processing, a 2-click prompt falls back to the best multimask output
+    when the single mask is unstable; both paths occur across the batch and the threshold sweep."""
+    official = build_official(name, SIZE, postprocessing=True)
+    state = random_state_dict(official.state_dict(), seed=11)
+    official.load_state_dict(state)
+    ours = SAM2Model(get_config(name).replace(image_size=SIZE, dynamic_multimask_via_stability=True)).eval()
+    ours.load_state_dict(state, strict=True)
+    _set_presence(official, 5.0)
+    _set_presence(ours, 5.0)
+    images = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(12))
+    theirs_feats, our_feats = official.forward_image(images), ours.encode_image(images)
+    coords, labels = PROMPTS["clicks"]
+    decoder = ours.sam_mask_decoder
+    decoder.dynamic_multimask_via_stability = False
+    single = ours.predict_masks(our_feats.vision_features, our_feats.backbone_fpn[:2], coords, labels, None, False)
+    decoder.dynamic_multimask_via_stability = True
+    for thresh in (0.0, 0.98, 1.01):
+        official.sam_mask_decoder.dynamic_multimask_stability_thresh = thresh
+        ours.sam_mask_decoder.stability_thresh = thresh
+        theirs = official._forward_sam_heads(
+            theirs_feats["vision_features"], {"point_coords": coords, "point_labels": labels}, None,
+            theirs_feats["backbone_fpn"][:2], False,
+        )
+        out = ours.predict_masks(our_feats.vision_features, our_feats.backbone_fpn[:2], coords, labels, None, False)
+        _assert_heads_equal(theirs, out)
+        if thresh == 0.0:  # every mask is stable enough: the single-mask output is kept
+            assert torch.equal(out.low_res_masks, single.low_res_masks)
+        if thresh > 1.0:  # none is: the best multimask output replaces it
+            assert not torch.equal(out.low_res_masks, single.low_res_masks)

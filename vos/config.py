@@ -44,6 +44,8 @@ class ModelConfig:
     multimask_max_pt_num: int = 1
     use_mask_input_as_output_without_sam: bool = True
     only_obj_ptrs_in_the_past_for_eval: bool = True
+    # Off in the yaml files and in official evaluation; the official builders' post-processing turns it on.
+    dynamic_multimask_via_stability: bool = False
 
     def __post_init__(self) -> None:
         total_stride = 4 * 2 ** self.trunk.q_pool

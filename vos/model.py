@@ -97,6 +97,7 @@ class SAM2Model(nn.Module):
             pred_obj_scores=True,
             pred_obj_scores_mlp=True,
             use_multimask_token_for_obj_ptr=True,
+            dynamic_multimask_via_stability=config.dynamic_multimask_via_stability,
         )
         self.obj_ptr_proj = MLP(c, c, c, 3)
         self.obj_ptr_tpos_proj = nn.Linear(c, m) if config.proj_tpos_enc_in_obj_ptrs else nn.Identity()
