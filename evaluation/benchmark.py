@@ -37,7 +37,8 @@ class Report:
         g = self.global_scores()
         global_path = _write_csv(folder / f"global_results-{subset}.csv", DAVIS_COLUMNS,
                                  [[f"{g[c]:.3f}" for c in DAVIS_COLUMNS]])
-        per_seq = [[o.name, f"{o.summary()['J-Mean']:.3f}", f"{o.summary()['F-Mean']:.3f}"] for o in self.objects]
+        summaries = [(o.name, o.summary()) for o in self.objects]
+        per_seq = [[name, f"{s['J-Mean']:.3f}", f"{s['F-Mean']:.3f}"] for name, s in summaries]
         seq_path = _write_csv(folder / f"per-sequence_results-{subset}.csv", ["Sequence", "J-Mean", "F-Mean"], per_seq)
         return global_path, seq_path
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import statistics
-from .masks import frame_pngs, read_index_png
+from .masks import frame_pngs, read_index_png, read_prediction
 from .metrics import boundary_f, region_similarity
 
 
@@ -69,9 +69,7 @@ def evaluate_sequence(gt_dir: Path, pred_dir: Path) -> list[ObjectScores]:
 
 
 def _read_prediction(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    if not path.exists():
-        raise FileNotFoundError(f"missing prediction: {path}")
-    mask = read_index_png(path)
+    mask = read_prediction(path)
     if mask.shape != tuple(shape):
         raise ValueError(f"{path}: prediction is {mask.shape[1]}x{mask.shape[0]}, ground truth is {shape[1]}x{shape[0]}")
     return mask

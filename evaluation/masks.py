@@ -18,6 +18,13 @@ def read_index_png(path: Path) -> np.ndarray:
         return np.array(image, dtype=np.uint8)
 
 
+def read_prediction(path: Path) -> np.ndarray:
+    """Like :func:`read_index_png`, but a missing file is reported as a missing prediction."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"missing prediction: {path}")
+    return read_index_png(path)
+
+
 def frame_pngs(folder: Path) -> list[Path]:
     """The PNG files of a folder, in name order."""
     folder = Path(folder)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .davis import ObjectScores
-from .masks import frame_pngs, read_index_png
+from .masks import frame_pngs, read_index_png, read_prediction
 from .metrics import boundary_f, region_similarity
 
 
@@ -23,8 +23,7 @@ def evaluate_video(gt_dir: Path, pred_dir: Path) -> list[ObjectScores]:
     return [_evaluate_object(obj, pred_dir / obj.name, gt_dir.name) for obj in objects]
 
 
-def _binary(path: Path) -> np.ndarray:
-    mask = read_index_png(path)
+def _binary(mask: np.ndarray, path: Path) -> np.ndarray:
     if len(np.unique(mask)) > 2:
         raise ValueError(f"{path}: an SA-V mask must be binary, found values {np.unique(mask)[:6].tolist()}")
     return mask > 0
@@ -32,14 +31,8 @@ def _binary(path: Path) -> np.ndarray:
 
 def _evaluate_object(gt_obj: Path, pred_obj: Path, video: str) -> ObjectScores:
     frames = frame_pngs(gt_obj)[1:-1]
-    gt = np.stack([_binary(f) for f in frames])
-    preds = []
-    for f in frames:
-        path = pred_obj / f.name
-        if not path.exists():
-            raise FileNotFoundError(f"missing prediction: {path}")
-        preds.append(_binary(path))
-    pred = np.stack(preds)
+    gt = np.stack([_binary(read_index_png(f), f) for f in frames])
+    pred = np.stack([_binary(read_prediction(pred_obj / f.name), pred_obj / f.name) for f in frames])
     if not gt.any():
         raise ValueError(f"{gt_obj}: the object is absent from every scored frame, so it cannot be scored")
     present = np.flatnonzero(gt.any(axis=(1, 2)) | pred.any(axis=(1, 2)))

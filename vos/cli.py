@@ -35,13 +35,12 @@ def _eval(args: argparse.Namespace) -> int:
 
     root = Path(args.root)
     out = Path(args.out or args.predictions)
+    names = read_sequence_list(Path(args.split)) if args.split else None
     if args.dataset == "davis":
         gt = root / "Annotations" / "480p" if (root / "Annotations" / "480p").is_dir() else root
-        names = read_sequence_list(Path(args.split)) if args.split else None
         report = evaluate_davis(gt, Path(args.predictions), names, args.processes, progress=True)
         files = list(report.write_davis_csv(out, Path(args.split).stem if args.split else "val"))
     else:
-        names = read_sequence_list(Path(args.split)) if args.split else None
         report = evaluate_sav(root, Path(args.predictions), names, args.processes, progress=True)
         files = [report.write_sav_csv(out)]
     files.append(report.plot(out / "jf_per_object.png"))
