@@ -1,5 +1,7 @@
-"""Official-format state dicts with random weights, built from our own model (no sam2 package needed)."""
+"""Random weights in the official format, without the sam2 package."""
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -12,3 +14,30 @@ def official_state_dict(name: str, device: str = "cpu") -> dict[str, torch.Tenso
     with torch.device(device):
         model = SAM2Model(get_config(name))
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def random_state_dict(state_dict: dict[str, torch.Tensor], seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random weights of unit-preserving scale, so that every layer visibly shapes the output."""
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, t in state_dict.items():
+        if t.ndim >= 2 and not name.endswith(("pos_embed", "pos_embed_window")):
+            fan_in = math.prod(t.shape[1:])
+            if name.endswith("positional_encoding_gaussian_matrix"):
+                fan_in = 1
+            new = torch.randn(t.shape, generator=gen) / math.sqrt(fan_in)
+        elif t.ndim >= 2:
+            new = 0.5 * torch.randn(t.shape, generator=gen)
+        elif name.endswith("gamma"):
+            new = 0.5 * torch.randn(t.shape, generator=gen)
+        elif name.endswith("weight"):
+            new = 1 + 0.1 * torch.randn(t.shape, generator=gen)
+        else:
+            new = 0.1 * torch.randn(t.shape, generator=gen)
+        out[name] = new.to(t.dtype)
+    return out
+
+
+def set_presence(model, bias: float) -> None:
+    """Shift the object-score head so that objects read as present (+) or absent (-)."""
+    model.sam_mask_decoder.pred_obj_score_head.layers[2].bias.data.fill_(bias)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from oracle import build_official, max_diff, random_state_dict
+from oracle import build_official, max_diff, random_state_dict, set_presence
 from vos.config import get_config
 from vos.model import SAM2Model
 
@@ -39,11 +39,6 @@ def _assert_heads_equal(theirs, ours):
              "object_score"]
     for name, a, b in zip(names, theirs, _heads_as_tuple(ours)):
         assert max_diff(a, b) <= TOL, name
-
-
-def _set_presence(model, bias: float):
-    """Shift the object-score head so that objects read as present (+) or absent (-)."""
-    model.sam_mask_decoder.pred_obj_score_head.layers[2].bias.data.fill_(bias)
 
 
 @torch.no_grad()
@@ -92,8 +87,8 @@ PROMPTS = {
 @torch.no_grad()
 def test_mask_decoder_outputs_match_official(pair, prompt, multimask, presence):
     official, ours, _, theirs_feats, our_feats = pair
-    _set_presence(official, presence)
-    _set_presence(ours, presence)
+    set_presence(official, presence)
+    set_presence(ours, presence)
     coords, labels = PROMPTS[prompt]
     theirs = official._forward_sam_heads(
         theirs_feats["vision_features"], {"point_coords": coords, "point_labels": labels}, None,
@@ -109,8 +104,8 @@ def test_mask_decoder_outputs_match_official(pair, prompt, multimask, presence):
 @torch.no_grad()
 def test_mask_prompt_with_and_without_clicks_matches_official(pair, with_clicks):
     official, ours, _, theirs_feats, our_feats = pair
-    _set_presence(official, 5.0)
-    _set_presence(ours, 5.0)
+    set_presence(official, 5.0)
+    set_presence(ours, 5.0)
     mask_logits = 4 * torch.randn(2, 1, SIZE // 4, SIZE // 4, generator=torch.Generator().manual_seed(3))
     coords, labels = PROMPTS["one_click"] if with_clicks else (None, None)
     point_inputs = {"point_coords": coords, "point_labels": labels} if with_clicks else None
@@ -238,8 +233,8 @@ def test_full_resolution_1024_matches_official():
     for a, b in zip(theirs_feats["backbone_fpn"], our_feats.backbone_fpn):
         assert max_diff(a, b) <= TOL
     for presence in (5.0, -5.0):
-        _set_presence(official, presence)
-        _set_presence(ours, presence)
+        set_presence(official, presence)
+        set_presence(ours, presence)
         coords, labels = torch.tensor([[[500.0, 300.0]]]), torch.tensor([[1]], dtype=torch.int32)
         theirs = official._forward_sam_heads(
             theirs_feats["vision_features"], {"point_coords": coords, "point_labels": labels}, None,
@@ -269,8 +264,8 @@ def test_dynamic_multimask_via_stability_matches_official_postprocessing(name):
     official.load_state_dict(state)
     ours = SAM2Model(get_config(name).replace(image_size=SIZE, dynamic_multimask_via_stability=True)).eval()
     ours.load_state_dict(state, strict=True)
-    _set_presence(official, 5.0)
-    _set_presence(ours, 5.0)
+    set_presence(official, 5.0)
+    set_presence(ours, 5.0)
     images = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(12))
     theirs_feats, our_feats = official.forward_image(images), ours.encode_image(images)
     coords, labels = PROMPTS["clicks"]

@@ -46,7 +46,10 @@ class RoPEAttention(Attention):
             if side * side != num_tokens:
                 raise ValueError(f"RoPE needs a square token grid, got {num_tokens} tokens")
             angles = axial_rope_angles(self.internal_dim // self.num_heads, side, side, self.rope_theta).to(device)
-            self._angles[key] = (angles.cos(), angles.sin())
+            # polar() rounds cos/sin exactly as the official complex-valued RoPE does (plain cos()
+            # differs by one ulp), which keeps long videos bit-identical instead of drifting.
+            rotation = torch.polar(torch.ones_like(angles), angles)
+            self._angles[key] = (rotation.real.contiguous(), rotation.imag.contiguous())
         return self._angles[key]
 
     def forward(

@@ -119,7 +119,10 @@ class SAM2Model(nn.Module):
     # ------------------------------------------------------------------ memory attention
     def without_memory(self, features: torch.Tensor) -> torch.Tensor:
         """Features ``(B, C, h, w)`` of a frame prompted before any memory exists: plus ``no_mem_embed``."""
-        return features + self.no_mem_embed.reshape(1, -1, 1, 1)
+        b, c, h, w = features.shape
+        # Computed token-major (hw, B, C) as the official model does, so the decoder sees the same layout.
+        tokens = features.flatten(2).permute(2, 0, 1) + self.no_mem_embed
+        return tokens.permute(1, 2, 0).view(b, c, h, w)
 
     def condition_on_memory(
         self,
@@ -260,7 +263,9 @@ class SAM2Model(nn.Module):
         """
         mask = (high_res_mask_logits > 0).float() if binarize else torch.sigmoid(high_res_mask_logits)
         mask = mask * self.config.sigmoid_scale_for_mem_enc + self.config.sigmoid_bias_for_mem_enc
-        features, pos = self.memory_encoder(pix_feat, mask)
+        # The official token layout reaches the convolutions as plain NCHW; channels-last input takes
+        # another kernel that rounds differently, and memories are stored in bfloat16, where that shows.
+        features, pos = self.memory_encoder(pix_feat.contiguous(), mask)
         if self.no_obj_embed_spatial is not None:
             absent = 1.0 - (object_score > 0).float()
             features = features + absent[:, :, None, None] * self.no_obj_embed_spatial[:, :, None, None]

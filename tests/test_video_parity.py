@@ -1,0 +1,167 @@
+"""The offline predictor against the official sam2 video predictor, same random weights, frame by frame.
+
+Each scenario is a list of actions replayed on both predictors; every mask either returns (after a
+prompt and for every propagated frame) is compared. One object at a time (``batch_objects=False``) the
+results are bit-identical; batched, logits stay within 1e-3.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from oracle import build_official, max_diff, random_state_dict, set_presence
+from streams import open_video
+from videos import davis_clip, moving_shapes, write_jpegs
+from vos.config import get_config
+from vos.inference_core import TrackerSettings
+from memory import MemorySettings
+from vos.model import SAM2Model
+from vos.transforms import preprocess
+from vos.video_predictor import VideoPredictor
+
+SIZE = 256
+NUM_FRAMES = 12
+
+
+@pytest.fixture(scope="module", params=["sam2_hiera_tiny", "sam2.1_hiera_tiny"])
+def models(request):
+    official = build_official(request.param, SIZE, video=True)
+    official.load_state_dict(random_state_dict(official.state_dict(), seed=1))
+    set_presence(official, 2.0)
+    ours = SAM2Model(get_config(request.param).replace(image_size=SIZE)).eval()
+    ours.load_state_dict(official.state_dict(), strict=True)
+    return official, ours
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    return write_jpegs(moving_shapes(NUM_FRAMES, (96, 160)), tmp_path_factory.mktemp("shapes"))
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory, shared_dir):
+    return write_jpegs(davis_clip(shared_dir, NUM_FRAMES), tmp_path_factory.mktemp("davis"))
+
+
+def _replay(official, ours, folder, actions, settings, official_attrs=None):
+    """Run ``actions`` on both predictors; returns the list of (label, theirs, ours) logits."""
+    for name, value in (official_attrs or {}).items():
+        setattr(official, name, value)
+    video = open_video(folder)
+    state = official.init_state(str(folder))
+    # Same input pixels on both sides (the official loader resizes with PIL, see test_transforms).
+    state["images"] = torch.cat([preprocess(video[i].image, SIZE) for i in range(len(video))])
+    state["cached_features"] = {}
+    predictor = VideoPredictor(ours, video, settings)
+    pairs = []
+    for kind, *args in actions:
+        if kind == "points":
+            frame, obj, points, labels = args
+            _, _, theirs = official.add_new_points_or_box(state, frame, obj, points=points, labels=labels)
+            pairs.append((f"{kind} {args[:2]}", theirs, predictor.add_points(frame, obj, points, labels).logits))
+        elif kind == "box":
+            frame, obj, box = args
+            _, _, theirs = official.add_new_points_or_box(state, frame, obj, box=box)
+            pairs.append((f"{kind} {args[:2]}", theirs, predictor.add_points(frame, obj, box=box).logits))
+        elif kind == "mask":
+            frame, obj, mask = args
+            _, _, theirs = official.add_new_mask(state, frame, obj, torch.from_numpy(mask))
+            pairs.append((f"{kind} {args[:2]}", theirs, predictor.add_mask(frame, obj, mask).logits))
+        elif kind == "propagate":
+            start, count, reverse = args
+            theirs = list(official.propagate_in_video(state, start, count, reverse))
+            mine = list(predictor.propagate(start, count, reverse))
+            assert [t[0] for t in theirs] == [r.frame_idx for r in mine]
+            assert all(t[1] == r.obj_ids for t, r in zip(theirs, mine))
+            pairs += [(f"frame {r.frame_idx} reverse={reverse}", t[2], r.logits) for t, r in zip(theirs, mine)]
+    return pairs
+
+
+def _check(pairs, exact: bool):
+    for label, theirs, mine in pairs:
+        if exact:
+            assert max_diff(theirs, mine) == 0.0, label
+        else:
+            assert max_diff(theirs, mine) <= 1e-3, label
+    # The objects must actually be visible on most frames for the comparison to mean anything.
+    visible = sum(bool((m > 0).any()) for _, _, m in pairs)
+    assert visible >= len(pairs) // 2
+
+
+def _disc_mask(folder) -> np.ndarray:
+    h, w = open_video(folder).size
+    yy, xx = np.mgrid[:h, :w]
+    return (xx - 0.2 * w) ** 2 + (yy - 0.4 * h) ** 2 <= (h / 6) ** 2
+
+
+@pytest.mark.parametrize("history", [True, False], ids=["history", "bounded"])
+@torch.no_grad()
+def test_clicks_on_a_real_clip(models, real, history):
+    official, ours = models
+    actions = [
+        ("points", 0, 1, np.array([[120, 70]], np.float32), np.array([1], np.int32)),
+        ("points", 0, 1, np.array([[120, 70], [40, 30]], np.float32), np.array([1, 0], np.int32)),
+        ("propagate", None, None, False),
+    ]
+    _check(_replay(official, ours, real, actions, TrackerSettings(keep_history=history)), exact=True)
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["one-by-one", "batched"])
+@torch.no_grad()
+def test_clicks_box_and_mask_for_three_objects(models, synthetic, batch):
+    official, ours = models
+    actions = [
+        ("points", 0, 1, np.array([[32, 38]], np.float32), np.array([1], np.int32)),
+        ("box", 0, 2, np.array([108, 55, 132, 78], np.float32)),
+        ("mask", 0, 5, _disc_mask(synthetic)),
+        ("propagate", None, None, False),
+    ]
+    pairs = _replay(official, ours, synthetic, actions, TrackerSettings(batch_objects=batch))
+    _check(pairs, exact=not batch)
+
+
+@torch.no_grad()
+def test_object_added_mid_video_then_reverse(models, synthetic):
+    official, ours = models
+    actions = [
+        ("points", 0, 1, np.array([[32, 38]], np.float32), np.array([1], np.int32)),
+        ("propagate", None, None, False),
+        ("box", 8, 2, np.array([92, 55, 116, 78], np.float32)),
+        ("propagate", 8, None, False),
+        ("propagate", 8, None, True),
+    ]
+    _check(_replay(official, ours, synthetic, actions, TrackerSettings(batch_objects=False)), exact=True)
+
+
+@pytest.mark.parametrize("history", [True, False], ids=["history", "bounded"])
+@torch.no_grad()
+def test_correction_click_on_a_tracked_frame(models, real, history):
+    official, ours = models
+    actions = [
+        ("points", 0, 1, np.array([[120, 70]], np.float32), np.array([1], np.int32)),
+        ("propagate", None, 5, False),  # stop on frame 5, correct it, go on (bounded memory allows this)
+        ("points", 5, 1, np.array([[60, 100]], np.float32), np.array([0], np.int32)),
+        # The official predictor recomputes a corrected frame when propagation starts on it, vos keeps
+        # the correction; from the next frame on both use the corrected memory.
+        ("propagate", 6, None, False),
+    ]
+    _check(_replay(official, ours, real, actions, TrackerSettings(keep_history=history)), exact=True)
+
+
+@torch.no_grad()
+def test_several_prompted_frames_with_stride_and_capped_prompts(models, synthetic):
+    official, ours = models
+    actions = [
+        ("points", 0, 1, np.array([[32, 38]], np.float32), np.array([1], np.int32)),
+        ("points", 4, 1, np.array([[44, 44]], np.float32), np.array([1], np.int32)),
+        ("points", 9, 1, np.array([[59, 51]], np.float32), np.array([1], np.int32)),
+        ("propagate", None, None, False),
+        ("propagate", 9, None, True),
+    ]
+    settings = TrackerSettings(memory=MemorySettings(temporal_stride=2, max_prompts_in_attention=2))
+    attrs = {"memory_temporal_stride_for_eval": 2, "max_cond_frames_in_attn": 2}
+    try:
+        _check(_replay(official, ours, synthetic, actions, settings, attrs), exact=True)
+    finally:
+        official.memory_temporal_stride_for_eval, official.max_cond_frames_in_attn = 1, -1

@@ -1,0 +1,64 @@
+"""What the predictor and the tracker return for one frame."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class FrameResult:
+    """Every object's prediction on one frame, at the video's resolution.
+
+    ``logits (N, 1, H, W)`` float32 (positive inside the object), ``object_scores (N,)`` the presence
+    logits (positive: visible, negative: occluded or gone), for the objects ``obj_ids`` in that order.
+    """
+
+    frame_idx: int
+    obj_ids: list[int]
+    logits: torch.Tensor
+    object_scores: torch.Tensor
+
+    @property
+    def masks(self) -> np.ndarray:
+        """``(N, H, W)`` boolean masks."""
+        return (self.logits[:, 0] > 0).cpu().numpy()
+
+    @property
+    def visible(self) -> np.ndarray:
+        """``(N,)`` whether each object is judged present on the frame."""
+        return (self.object_scores > 0).cpu().numpy()
+
+    def mask(self, obj_id: int) -> np.ndarray:
+        """``(H, W)`` boolean mask of one object."""
+        if obj_id not in self.obj_ids:
+            raise KeyError(f"object {obj_id} is not tracked (objects: {self.obj_ids})")
+        return self.masks[self.obj_ids.index(obj_id)]
+
+    def label_map(self) -> np.ndarray:
+        """``(H, W)`` uint8 DAVIS-style index map: 0 background, else the object id (the highest-scoring
+        object where masks overlap)."""
+        if not self.obj_ids:
+            return np.zeros(self.logits.shape[-2:], np.uint8)
+        logits = self.logits[:, 0]
+        best = logits.argmax(dim=0)
+        ids = torch.tensor(self.obj_ids, device=logits.device)[best]
+        return torch.where(logits.max(dim=0).values > 0, ids, 0).cpu().numpy().astype(np.uint8)
+
+    def detections(self):
+        """The visible objects as ``supervision.Detections`` (masks, boxes, ``tracker_id`` = object id)."""
+        import supervision as sv
+
+        masks = self.masks
+        keep = masks.reshape(len(masks), -1).any(axis=1) if len(masks) else np.zeros(0, bool)
+        masks = masks[keep]
+        ids = np.asarray(self.obj_ids, dtype=int)[keep]
+        xyxy = sv.mask_to_xyxy(masks).astype(np.float32) if len(masks) else np.zeros((0, 4), np.float32)
+        return sv.Detections(
+            xyxy=xyxy,
+            mask=masks,
+            confidence=torch.sigmoid(self.object_scores).cpu().numpy()[keep],
+            class_id=ids,
+            tracker_id=ids,
+        )

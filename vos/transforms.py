@@ -1,0 +1,68 @@
+"""Pre- and post-processing around the model: frames in, masks at the video's resolution out."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .model import NO_OBJ_SCORE
+
+PIXEL_MEAN = (0.485, 0.456, 0.406)
+PIXEL_STD = (0.229, 0.224, 0.225)
+
+
+def preprocess(image: np.ndarray | torch.Tensor, size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``(H, W, 3)`` RGB ``uint8`` -> ``(1, 3, size, size)`` normalised float32.
+
+    The frame is squashed to a square as SAM 2 does (no padding), with antialiased bicubic resampling
+    rounded back to 8 bits. This is close to PIL's resize that the official folder loader uses (mean
+    difference about 0.1 grey levels, a few at most: PIL's cubic kernel is slightly softer).
+    """
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {tuple(image.shape)}")
+    x = torch.as_tensor(image).to(device).permute(2, 0, 1)[None].float()
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False, antialias=True)
+        x = x.round().clamp(0, 255)
+    mean = torch.tensor(PIXEL_MEAN, device=x.device).reshape(1, 3, 1, 1)
+    std = torch.tensor(PIXEL_STD, device=x.device).reshape(1, 3, 1, 1)
+    return (x / 255.0 - mean) / std
+
+
+def to_video_resolution(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``(N, 1, h, w)`` low-resolution logits -> ``(N, 1, H, W)`` bilinear, as the official predictor."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+def non_overlapping(logits: torch.Tensor) -> torch.Tensor:
+    """``(N, 1, H, W)``: where an object is not the highest-scoring one, clamp its logit to at most -10,
+    so that every pixel belongs to at most one object (as DAVIS-format outputs need)."""
+    if logits.shape[0] <= 1:
+        return logits
+    winner = logits.argmax(dim=0, keepdim=True)
+    ids = torch.arange(logits.shape[0], device=logits.device)[:, None, None, None]
+    return torch.where(winner == ids, logits, logits.clamp(max=-10.0))
+
+
+def fill_holes(logits: torch.Tensor, max_area: int) -> torch.Tensor:
+    """Set background holes of at most ``max_area`` pixels (8-connected components of ``logits <= 0``)
+    to a small positive logit (0.1), as the official post-processing does. ``(N, 1, h, w)``."""
+    if max_area <= 0:
+        return logits
+    out = logits.clone()
+    for i in range(logits.shape[0]):
+        background = (logits[i, 0] <= 0).cpu().numpy().astype(np.uint8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(background, connectivity=8)
+        small = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] <= max_area) + 1
+        if small.size:
+            hole = torch.from_numpy(np.isin(labels, small)).to(logits.device)
+            out[i, 0] = torch.where(hole, torch.full_like(out[i, 0], 0.1), out[i, 0])
+    return out
+
+
+def empty_logits(count: int, size: tuple[int, int], device: torch.device | str = "cpu") -> torch.Tensor:
+    """``(count, 1, H, W)`` logits of objects with no output on a frame."""
+    return torch.full((count, 1, *size), NO_OBJ_SCORE, device=device)
