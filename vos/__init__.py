@@ -9,7 +9,12 @@ import torch
 from .checkpoint import CheckpointError, build_model, check_fits, infer_config, read_checkpoint, save_model
 from .config import OFFICIAL_CONFIGS, HieraConfig, ModelConfig, get_config
 from .hub import DownloadError, canonical_name, checkpoint_path
+from .inference_core import TrackerSettings
+from .live import FrameSizeError, LiveTracker
 from .model import NO_OBJ_SCORE, HeadOutput, SAM2Model
+from .prompts import Prompt, PromptError
+from .results import FrameResult
+from .video_predictor import VideoPredictor
 
 __version__ = "0.1.0"
 
@@ -54,12 +59,19 @@ def load_model(
 __all__ = [
     "CheckpointError",
     "DownloadError",
+    "FrameResult",
+    "FrameSizeError",
     "HeadOutput",
     "HieraConfig",
+    "LiveTracker",
     "ModelConfig",
     "NO_OBJ_SCORE",
     "OFFICIAL_CONFIGS",
+    "Prompt",
+    "PromptError",
     "SAM2Model",
+    "TrackerSettings",
+    "VideoPredictor",
     "build_model",
     "check_fits",
     "checkpoint_path",
