@@ -30,18 +30,44 @@ def _download(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from evaluation.benchmark import evaluate_davis, evaluate_sav
+    from evaluation import distributed
+    from evaluation.benchmark import Report, evaluate_davis, evaluate_sav
     from evaluation.davis import read_sequence_list
 
+    if args.predictions is None and args.checkpoint is None:
+        raise ValueError("give --checkpoint to run a model, or --predictions to score existing masks")
+    if args.predictions is None and args.dataset != "davis":
+        raise ValueError("running a model is implemented for --dataset davis; score SA-V masks with --predictions")
     root = Path(args.root)
-    out = Path(args.out or args.predictions)
-    names = read_sequence_list(Path(args.split)) if args.split else None
+    out = Path(args.out or args.predictions or "vos-eval")
     if args.dataset == "davis":
         gt = root / "Annotations" / "480p" if (root / "Annotations" / "480p").is_dir() else root
-        report = evaluate_davis(gt, Path(args.predictions), names, args.processes, progress=True)
+    else:
+        gt = root
+    names = read_sequence_list(Path(args.split)) if args.split else sorted(p.name for p in gt.iterdir() if p.is_dir())
+    shard = distributed.setup(args.device)
+    try:
+        mine = shard.take(names)
+        predictions = Path(args.predictions) if args.predictions else out / "masks"
+        if args.predictions is None:
+            from evaluation.inference import predict_davis
+
+            from . import load_model
+
+            model = load_model(args.checkpoint, image_size=args.image_size, device=shard.device)
+            predict_davis(model, root, predictions, mine, progress=shard.is_main)
+        score = evaluate_davis if args.dataset == "davis" else evaluate_sav
+        objects = score(gt, predictions, mine, args.processes, progress=shard.is_main).objects
+        gathered = shard.gather(objects)
+    finally:
+        distributed.teardown()
+    if not shard.is_main:
+        return 0
+    order = {name: i for i, name in enumerate(names)}
+    report = Report(sorted((o for part in gathered for o in part), key=lambda o: order[o.sequence]))
+    if args.dataset == "davis":
         files = list(report.write_davis_csv(out, Path(args.split).stem if args.split else "val"))
     else:
-        report = evaluate_sav(root, Path(args.predictions), names, args.processes, progress=True)
         files = [report.write_sav_csv(out)]
     files.append(report.plot(out / "jf_per_object.png"))
     print(f"{'object':<28}{'J&F':>8}{'J':>8}{'F':>8}")
@@ -68,14 +94,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="official name (sam2.1_hiera_tiny, sam2_hiera_base_plus, ...) or 'all'")
     p.set_defaults(func=_download)
 
-    p = sub.add_parser("eval", help="score predicted masks with J&F as the official DAVIS / SA-V tools do")
+    p = sub.add_parser(
+        "eval",
+        help="run a model over DAVIS and score it, or score existing masks, with J&F as the official tools do",
+        description="Under torchrun (torchrun --nproc_per_node N -m vos eval ...) sequences are shared out over the "
+        "processes and GPUs, and rank 0 gathers the scores.",
+    )
     p.add_argument("--dataset", choices=["davis", "sav"], required=True,
                    help="davis: palette PNG per frame, first/last frame not scored; sav: binary PNG per object")
     p.add_argument("--root", required=True,
                    help="ground truth: a DAVIS root (with Annotations/480p) or an annotation folder of sequences")
-    p.add_argument("--predictions", required=True, help="folder of predicted masks, same layout as the ground truth")
+    p.add_argument("--checkpoint", help="run this model over the dataset first (official evaluation defaults: masks "
+                   "of the first frame, forward propagation, non-overlapping objects); masks go to OUT/masks, and "
+                   "sequences already there are scored, not recomputed")
+    p.add_argument("--predictions", help="score the masks in this folder instead of running a model")
+    p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--split", help="ImageSets text file listing the sequences to score (default: all folders)")
-    p.add_argument("--out", help="where to write the CSV files and the plot (default: the predictions folder)")
+    p.add_argument("--out", help="where to write the CSV files and the plot (default: the predictions folder, or vos-eval)")
     p.add_argument("--processes", type=int, default=None, help="worker processes (default: all cores)")
     p.set_defaults(func=_eval)
     return parser
