@@ -90,14 +90,18 @@ def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
 
 
 def _run(fn: Callable, jobs: list[tuple[Path, Path]], processes: int | None, progress: bool) -> list[ObjectScores]:
-    processes = processes or os.cpu_count() or 1
+    """One task per sequence over ``processes`` worker processes; the cores left over go to threads
+    inside each task (PNG decoding and OpenCV run outside the GIL)."""
+    cores = os.cpu_count() or 1
+    processes = min(processes or cores, max(len(jobs), 1))
+    threads = max(cores // processes, 1)
     results: list[list[ObjectScores]] = []
-    if processes <= 1 or len(jobs) <= 1:
+    if processes <= 1:
         for job in tqdm(jobs, desc="scoring", disable=not progress):
-            results.append(fn(*job))
+            results.append(fn(*job, threads))
     else:
-        with ProcessPoolExecutor(min(processes, len(jobs))) as pool:
-            futures = [pool.submit(fn, *job) for job in jobs]
+        with ProcessPoolExecutor(processes) as pool:
+            futures = [pool.submit(fn, *job, threads) for job in jobs]
             for future in tqdm(futures, desc="scoring", disable=not progress):
                 results.append(future.result())
     return [o for seq in results for o in seq]

@@ -5,6 +5,7 @@ count is the largest id in the first frame; the first and last frames are not sc
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,8 +43,10 @@ class ObjectScores:
         return out
 
 
-def evaluate_sequence(gt_dir: Path, pred_dir: Path) -> list[ObjectScores]:
-    """Score one sequence; raises naming the file for a missing prediction or a surplus object id."""
+def evaluate_sequence(gt_dir: Path, pred_dir: Path, threads: int = 2) -> list[ObjectScores]:
+    """Score one sequence; raises naming the file for a missing prediction or a surplus object id.
+
+    Frames are read and scored by ``threads`` threads (PNG decoding and OpenCV release the GIL)."""
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
     sequence = gt_dir.name
     gt_files = frame_pngs(gt_dir)
@@ -51,21 +54,30 @@ def evaluate_sequence(gt_dir: Path, pred_dir: Path) -> list[ObjectScores]:
         raise ValueError(f"{gt_dir}: {len(gt_files)} annotated frames; at least 3 are needed (first and last are not scored)")
     first = read_index_png(gt_files[0])
     num_objects = int(np.where(first == 255, 0, first).max())
-    scored = gt_files[1:-1]
-    gt = np.stack([read_index_png(f) for f in scored])
-    gt[gt == 255] = 0  # void counts as background in the semi-supervised task
-    pred = np.stack([_read_prediction(pred_dir / f.name, gt.shape[1:]) for f in scored])
-    surplus = int(pred.max(initial=0))
-    if surplus > num_objects:
-        raise ValueError(
-            f"{pred_dir}: prediction holds object id {surplus}, but the sequence has {num_objects} object(s) "
-            f"(ids 1..{num_objects} from the first ground-truth frame)"
-        )
-    scores = []
-    for k in range(1, num_objects + 1):
-        g, p = gt == k, pred == k
-        scores.append(ObjectScores(sequence, str(k), region_similarity(g, p), boundary_f(g, p)))
-    return scores
+    shape = first.shape
+
+    def score_frame(gt_file: Path) -> tuple[list[float], list[float]]:
+        gt = read_index_png(gt_file)
+        gt[gt == 255] = 0  # void counts as background in the semi-supervised task
+        pred = _read_prediction(pred_dir / gt_file.name, shape)
+        surplus = int(pred.max(initial=0))
+        if surplus > num_objects:
+            raise ValueError(
+                f"{pred_dir}: prediction holds object id {surplus}, but the sequence has {num_objects} object(s) "
+                f"(ids 1..{num_objects} from the first ground-truth frame)"
+            )
+        j, f = [], []
+        for k in range(1, num_objects + 1):
+            g, p = (gt == k)[None], (pred == k)[None]
+            j.append(region_similarity(g, p)[0])
+            f.append(boundary_f(g, p)[0])
+        return j, f
+
+    with ThreadPoolExecutor(max(threads, 1)) as pool:
+        frames = list(pool.map(score_frame, gt_files[1:-1]))
+    J = np.array([j for j, _ in frames]).reshape(len(frames), num_objects)
+    F = np.array([f for _, f in frames]).reshape(len(frames), num_objects)
+    return [ObjectScores(sequence, str(k + 1), J[:, k], F[:, k]) for k in range(num_objects)]
 
 
 def _read_prediction(path: Path, shape: tuple[int, int]) -> np.ndarray:

@@ -12,13 +12,14 @@ import numpy as np
 
 def region_similarity(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None) -> np.ndarray:
     """J: intersection over union per frame; 1 where both masks are empty."""
-    gt, pred = gt.astype(bool), pred.astype(bool)
-    inter, union = gt & pred, gt | pred
+    gt, pred = gt.astype(bool, copy=False), pred.astype(bool, copy=False)
     if void is not None:
-        keep = ~void.astype(bool)
-        inter, union = inter & keep, union & keep
-    inter = inter.sum(axis=(-2, -1)).astype(np.float64)
-    union = union.sum(axis=(-2, -1)).astype(np.float64)
+        keep = ~void.astype(bool, copy=False)
+        gt, pred = gt & keep, pred & keep
+    t = gt.shape[0]
+    inter = np.array([np.count_nonzero(gt[i] & pred[i]) for i in range(t)], dtype=np.float64)
+    total = np.array([np.count_nonzero(gt[i]) + np.count_nonzero(pred[i]) for i in range(t)], dtype=np.float64)
+    union = total - inter
     empty = np.isclose(union, 0)
     return np.where(empty, 1.0, inter / np.where(empty, 1.0, union))
 
@@ -54,15 +55,33 @@ def boundary_f(
 ) -> np.ndarray:
     """F: harmonic mean of boundary precision and recall within a tolerance disk, per frame."""
     t, h, w = gt.shape
-    kernel = disk(tolerance_pixels(h, w, bound_th))
+    radius = tolerance_pixels(h, w, bound_th)
+    kernel = disk(radius)
     out = np.empty(t, dtype=np.float64)
-    keep = None if void is None else ~void.astype(bool)
+    keep = None if void is None else ~void.astype(bool, copy=False)
     for i in range(t):
-        g, p = gt[i].astype(bool), pred[i].astype(bool)
+        g, p = gt[i].astype(bool, copy=False), pred[i].astype(bool, copy=False)
         if keep is not None:
             g, p = g & keep[i], p & keep[i]
-        out[i] = _f_measure(boundary_map(g), boundary_map(p), kernel)
+        window = _support(g | p, radius)
+        if window is None:  # both empty
+            out[i] = 1.0
+            continue
+        out[i] = _f_measure(boundary_map(g[window]), boundary_map(p[window]), kernel)
     return out
+
+
+def _support(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
+    """The bounding box of ``mask`` grown by ``margin + 2`` pixels (clipped to the image), or ``None``
+    when it is empty. Boundaries and their dilations computed inside it equal those of the whole
+    image there: the box keeps two empty rows and columns around the masks unless it meets the image
+    edge, where it keeps the edge itself, and every boundary pixel a dilation can reach is inside."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    m = margin + 2
+    h, w = mask.shape
+    return slice(max(rows[0] - m, 0), min(rows[-1] + m + 1, h)), slice(max(cols[0] - m, 0), min(cols[-1] + m + 1, w))
 
 
 def _f_measure(gt_b: np.ndarray, pred_b: np.ndarray, kernel: np.ndarray) -> float:

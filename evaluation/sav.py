@@ -6,6 +6,7 @@ first frame where it appears in the ground truth or the prediction.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,14 @@ from .masks import frame_pngs, read_index_png, read_prediction
 from .metrics import boundary_f, region_similarity
 
 
-def evaluate_video(gt_dir: Path, pred_dir: Path) -> list[ObjectScores]:
+def evaluate_video(gt_dir: Path, pred_dir: Path, threads: int = 2) -> list[ObjectScores]:
+    """Score every object of one video, ``threads`` objects at a time."""
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
     objects = sorted(p for p in gt_dir.iterdir() if p.is_dir())
     if not objects:
         raise ValueError(f"{gt_dir}: no per-object folders (expected the SA-V layout <video>/<object>/<frame>.png)")
-    return [_evaluate_object(obj, pred_dir / obj.name, gt_dir.name) for obj in objects]
+    with ThreadPoolExecutor(max(threads, 1)) as pool:
+        return list(pool.map(lambda obj: _evaluate_object(obj, pred_dir / obj.name, gt_dir.name), objects))
 
 
 def _binary(mask: np.ndarray, path: Path) -> np.ndarray:

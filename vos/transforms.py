@@ -21,6 +21,8 @@ def preprocess(image: np.ndarray | torch.Tensor, size: int, device: torch.device
     """
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"expected an (H, W, 3) RGB image, got shape {tuple(image.shape)}")
+    if isinstance(image, np.ndarray) and not image.flags.writeable:
+        image = image.copy()  # torch cannot wrap read-only memory (decoded frames often are)
     x = torch.as_tensor(image).to(device).permute(2, 0, 1)[None].float()
     if x.shape[-2:] != (size, size):
         x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False, antialias=True)
