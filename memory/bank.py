@@ -185,17 +185,13 @@ class MemoryBank:
             self._cap_prompted()
         return True
 
-    def remove(self, frame: int) -> None:
-        self._entries.pop(frame, None)
-
     def _cap_prompted(self) -> None:
         cap = self.settings.max_prompted_frames
         prompted = sorted((e for e in self._entries.values() if e.prompted), key=lambda e: e.order)
         if cap is None or len(prompted) <= cap:
             return
-        keep = {prompted[0].frame} | {e.frame for e in prompted[len(prompted) - (cap - 1):]} if cap > 1 else {
-            prompted[0].frame
-        }
+        newest = prompted[len(prompted) - cap + 1 :]  # the cap - 1 most recent (none when cap is 1)
+        keep = {prompted[0].frame, *(e.frame for e in newest)}
         for e in prompted:
             if e.frame not in keep:
                 del self._entries[e.frame]

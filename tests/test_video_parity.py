@@ -89,6 +89,11 @@ def _check(pairs, exact: bool):
     assert visible >= len(pairs) // 2
 
 
+def _click(frame: int, obj: int, points: list, labels: list) -> tuple:
+    """A clicks action: ``points [[x, y], ...]`` in video pixels with ``labels`` 1/0."""
+    return "points", frame, obj, np.array(points, np.float32), np.array(labels, np.int32)
+
+
 def _disc_mask(folder) -> np.ndarray:
     h, w = open_video(folder).size
     yy, xx = np.mgrid[:h, :w]
@@ -100,8 +105,8 @@ def _disc_mask(folder) -> np.ndarray:
 def test_clicks_on_a_real_clip(models, real, history):
     official, ours = models
     actions = [
-        ("points", 0, 1, np.array([[120, 70]], np.float32), np.array([1], np.int32)),
-        ("points", 0, 1, np.array([[120, 70], [40, 30]], np.float32), np.array([1, 0], np.int32)),
+        _click(0, 1, [[120, 70]], [1]),
+        _click(0, 1, [[120, 70], [40, 30]], [1, 0]),
         ("propagate", None, None, False),
     ]
     _check(_replay(official, ours, real, actions, TrackerSettings(keep_history=history)), exact=True)
@@ -112,7 +117,7 @@ def test_clicks_on_a_real_clip(models, real, history):
 def test_clicks_box_and_mask_for_three_objects(models, synthetic, batch):
     official, ours = models
     actions = [
-        ("points", 0, 1, np.array([[32, 38]], np.float32), np.array([1], np.int32)),
+        _click(0, 1, [[32, 38]], [1]),
         ("box", 0, 2, np.array([108, 55, 132, 78], np.float32)),
         ("mask", 0, 5, _disc_mask(synthetic)),
         ("propagate", None, None, False),
@@ -125,7 +130,7 @@ def test_clicks_box_and_mask_for_three_objects(models, synthetic, batch):
 def test_object_added_mid_video_then_reverse(models, synthetic):
     official, ours = models
     actions = [
-        ("points", 0, 1, np.array([[32, 38]], np.float32), np.array([1], np.int32)),
+        _click(0, 1, [[32, 38]], [1]),
         ("propagate", None, None, False),
         ("box", 8, 2, np.array([92, 55, 116, 78], np.float32)),
         ("propagate", 8, None, False),
@@ -139,9 +144,9 @@ def test_object_added_mid_video_then_reverse(models, synthetic):
 def test_correction_click_on_a_tracked_frame(models, real, history):
     official, ours = models
     actions = [
-        ("points", 0, 1, np.array([[120, 70]], np.float32), np.array([1], np.int32)),
+        _click(0, 1, [[120, 70]], [1]),
         ("propagate", None, 5, False),  # stop on frame 5, correct it, go on (bounded memory allows this)
-        ("points", 5, 1, np.array([[60, 100]], np.float32), np.array([0], np.int32)),
+        _click(5, 1, [[60, 100]], [0]),
         # The official predictor recomputes a corrected frame when propagation starts on it, vos keeps
         # the correction; from the next frame on both use the corrected memory.
         ("propagate", 6, None, False),
@@ -153,9 +158,9 @@ def test_correction_click_on_a_tracked_frame(models, real, history):
 def test_several_prompted_frames_with_stride_and_capped_prompts(models, synthetic):
     official, ours = models
     actions = [
-        ("points", 0, 1, np.array([[32, 38]], np.float32), np.array([1], np.int32)),
-        ("points", 4, 1, np.array([[44, 44]], np.float32), np.array([1], np.int32)),
-        ("points", 9, 1, np.array([[59, 51]], np.float32), np.array([1], np.int32)),
+        _click(0, 1, [[32, 38]], [1]),
+        _click(4, 1, [[44, 44]], [1]),
+        _click(9, 1, [[59, 51]], [1]),
         ("propagate", None, None, False),
         ("propagate", 9, None, True),
     ]

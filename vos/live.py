@@ -12,7 +12,7 @@ from .inference_core import InferenceCore, ObjectOutput, TrackerSettings
 from .model import SAM2Model
 from .prompts import Prompt, PromptError
 from .results import FrameResult
-from .transforms import non_overlapping, to_video_resolution
+from .transforms import output_logits
 
 
 class FrameSizeError(ValueError):
@@ -113,7 +113,5 @@ class LiveTracker:
         return self._result(index, [outputs[i] for i in banks], size)
 
     def _result(self, index: int, outputs: list[ObjectOutput], size: tuple[int, int]) -> FrameResult:
-        logits = to_video_resolution(torch.cat([o.logits for o in outputs]), size)
-        if self.settings.non_overlap:
-            logits = non_overlapping(logits)
+        logits = output_logits(torch.cat([o.logits for o in outputs]), size, self.settings.non_overlap)
         return FrameResult(index, self.obj_ids, logits, torch.tensor([o.object_score for o in outputs]))

@@ -12,6 +12,7 @@ propagations instead of being recomputed away.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +39,7 @@ class SAM2VideoPredictor:
         """Open a video (folder of frames or file); returns the state object the other calls take."""
         settings = self.settings
         if offload_state_to_cpu:
-            memory = settings.memory.__class__(**{**settings.memory.__dict__, "storage_device": "cpu"})
-            settings = TrackerSettings(**{**settings.__dict__, "memory": memory})
+            settings = replace(settings, memory=replace(settings.memory, storage_device="cpu"))
         return VideoPredictor(self.model, video_path, settings)
 
     @staticmethod

@@ -68,3 +68,10 @@ def fill_holes(logits: torch.Tensor, max_area: int) -> torch.Tensor:
 def empty_logits(count: int, size: tuple[int, int], device: torch.device | str = "cpu") -> torch.Tensor:
     """``(count, 1, H, W)`` logits of objects with no output on a frame."""
     return torch.full((count, 1, *size), NO_OBJ_SCORE, device=device)
+
+
+def output_logits(low_res: torch.Tensor, size: tuple[int, int], non_overlap: bool) -> torch.Tensor:
+    """Every object's ``(N, 1, h, w)`` decoder logits as the frame's output: ``(N, 1, H, W)`` at the video's
+    resolution, made non-overlapping when asked."""
+    logits = to_video_resolution(low_res, size)
+    return non_overlapping(logits) if non_overlap else logits

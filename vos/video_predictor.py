@@ -15,7 +15,7 @@ from .inference_core import EncodedFrame, InferenceCore, ObjectOutput, TrackerSe
 from .model import NO_OBJ_SCORE, SAM2Model
 from .prompts import Prompt, PromptError
 from .results import FrameResult
-from .transforms import non_overlapping, to_video_resolution
+from .transforms import empty_logits, output_logits
 
 
 @dataclass
@@ -175,7 +175,7 @@ class VideoPredictor:
             raise PromptError("no objects to track: add clicks, a box or a mask first")
         self._commit()
         if start_frame is None:
-            start_frame = min(min(o.bank.prompted_frames) for o in self._objects.values())
+            start_frame = self._first_prompted_frame()
         self._check_frame(start_frame)
         limit = self.num_frames if max_frames is None else max_frames
         if reverse:
@@ -189,11 +189,13 @@ class VideoPredictor:
         """Forward from ``start_frame`` (default: earliest prompt) to the end, then backward to frame 0."""
         if start_frame is None and self._objects:
             self._commit()
-            start_frame = min(min(o.bank.prompted_frames) for o in self._objects.values())
+            start_frame = self._first_prompted_frame()
         yield from self.propagate(start_frame)
         if start_frame:
-            for result in self.propagate(start_frame - 1, reverse=True):
-                yield result
+            yield from self.propagate(start_frame - 1, reverse=True)
+
+    def _first_prompted_frame(self) -> int:
+        return min(min(o.bank.prompted_frames) for o in self._objects.values())
 
     def _step(self, frame_idx: int, reverse: bool) -> FrameResult:
         to_track = [obj for obj in self._objects.values() if frame_idx not in obj.inputs]
@@ -234,21 +236,13 @@ class VideoPredictor:
         prediction there are empty (logit ``NO_OBJ_SCORE``)."""
         self._check_frame(frame_idx)
         device = self.core.device
+        low = (self.core.model.image_size // 4,) * 2  # the decoder's output size
         logits, scores = [], []
         for obj in self._objects.values():
-            stored = obj.outputs.get(frame_idx)
-            if stored is None:
-                logits.append(None)
-                scores.append(NO_OBJ_SCORE)
-            else:
-                logits.append(stored[0].to(device))
-                scores.append(stored[1])
-        low = next((x for x in logits if x is not None), None)
-        shape = (1, 1, *(low.shape[-2:] if low is not None else (self.core.model.image_size // 4,) * 2))
-        low_res = torch.cat([x if x is not None else torch.full(shape, NO_OBJ_SCORE, device=device) for x in logits])
-        video = to_video_resolution(low_res, self.video_size)
-        if self.settings.non_overlap:
-            video = non_overlapping(video)
+            stored, score = obj.outputs.get(frame_idx, (None, NO_OBJ_SCORE))
+            logits.append(empty_logits(1, low, device) if stored is None else stored.to(device))
+            scores.append(score)
+        video = output_logits(torch.cat(logits), self.video_size, self.settings.non_overlap)
         return FrameResult(frame_idx, self.obj_ids, video, torch.tensor(scores))
 
     def close(self) -> None:
