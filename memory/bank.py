@@ -18,7 +18,8 @@ class MemorySettings:
     ``max_cond_frames_in_attn`` (-1: all). ``max_prompted_frames`` caps how many prompted frames are kept
     at all (the first and the most recently added ones stay; ``None``: no cap). Memory features are
     stored as ``storage_dtype`` on ``storage_device`` (``None``: where they were computed); SAM 2 keeps
-    them in bfloat16.
+    them in bfloat16. ``keep_gradients`` keeps memories attached to the autograd graph, for training
+    through the memory (then store them as float32).
     """
 
     temporal_stride: int = 1
@@ -28,6 +29,7 @@ class MemorySettings:
     only_past_pointers: bool = True
     storage_device: torch.device | str | None = None
     storage_dtype: torch.dtype = torch.bfloat16
+    keep_gradients: bool = False
 
     def __post_init__(self) -> None:
         if self.temporal_stride < 1:
@@ -173,10 +175,12 @@ class MemoryBank:
         previous = self._entries.get(frame)
         if previous is not None and previous.prompted != prompted:
             del self._entries[frame]  # a frame changing role goes to the end of the order, as in SAM 2
+        if not s.keep_gradients:
+            features, obj_ptr = features.detach(), obj_ptr.detach()
         self._entries[frame] = FrameMemory(
             frame=frame,
-            features=features.detach().to(device=device, dtype=s.storage_dtype),
-            obj_ptr=obj_ptr.detach().to(device=device, dtype=torch.float32),
+            features=features.to(device=device, dtype=s.storage_dtype),
+            obj_ptr=obj_ptr.to(device=device, dtype=torch.float32),
             object_score=float(object_score),
             prompted=prompted,
             order=self._added,

@@ -81,6 +81,56 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from .checkpoint import build_model
+    from .config import get_config
+    from .train.clips import ClipSampler, ClipSettings, DavisVideos
+    from .train.trainer import Trainer, TrainSettings
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.init:
+        from . import load_model
+
+        model = load_model(args.init, image_size=args.image_size)
+    else:
+        config = get_config(args.config)
+        if args.image_size:
+            config = config.replace(image_size=args.image_size)
+        torch.manual_seed(args.seed)
+        model = build_model(config)
+        if args.init_trunk:
+            from .hiera_convert import convert_hiera_state_dict
+
+            data = torch.load(args.init_trunk, map_location="cpu", weights_only=True)
+            state = data.get("model_state", data.get("model", data)) if isinstance(data, dict) else data
+            model.image_encoder.trunk.load_state_dict(convert_hiera_state_dict(state, config.trunk))
+    model = model.to(device)
+    davis = DavisVideos(args.davis, args.split) if args.davis else None
+    clips = ClipSettings(num_frames=args.num_frames, max_objects=args.max_objects, synthetic_prob=args.synthetic_prob)
+    sampler = ClipSampler(model.image_size, davis, clips)
+    validation = None
+    if args.val_root:
+        names = [l.strip() for l in Path(args.val_split).read_text().splitlines() if l.strip()] if args.val_split else \
+            sorted(p.name for p in (Path(args.val_root) / "Annotations" / "480p").iterdir() if p.is_dir())
+        validation = (Path(args.val_root), names)
+    settings = TrainSettings(steps=args.steps, lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
+                             validate_every=args.validate_every, warmup=min(200, args.steps // 10))
+    trainer = Trainer(model, sampler, args.out, settings, validation=validation)
+    if trainer.resume():
+        print(f"resumed from {Path(args.out) / 'last.pt'} at step {trainer.step}")
+    scores = trainer.run()
+    print(f"wrote {Path(args.out) / 'model.pt'}")
+    if scores:
+        print("validation: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vos", description="Video object segmentation and tracking (SAM 2 compatible).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -114,6 +164,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="where to write the CSV files and the plot (default: the predictions folder, or vos-eval)")
     p.add_argument("--processes", type=int, default=None, help="worker processes (default: all cores)")
     p.set_defaults(func=_eval)
+
+    p = sub.add_parser(
+        "train",
+        help="train or fine-tune a model on DAVIS-layout folders and synthetic videos (SAM 2's recipe)",
+        description="Clips of consecutive frames with up to --max-objects objects; prompts simulated as masks, "
+        "clicks or boxes on 1-2 frames plus correction clicks; focal x20 + dice + IoU + object-score losses; "
+        "AdamW with a cosine schedule. Checkpoints go to OUT/last.pt (resumed automatically) and OUT/model.pt.",
+    )
+    p.add_argument("--out", required=True, help="run folder: checkpoints, log.jsonl, validation masks")
+    p.add_argument("--davis", help="DAVIS-layout training root (JPEGImages/480p, Annotations/480p); without it, "
+                   "synthetic videos only")
+    p.add_argument("--split", help="ImageSets file of training sequences (default: all)")
+    p.add_argument("--synthetic-prob", type=float, default=0.5, help="share of clips from the synthetic generator")
+    p.add_argument("--config", default="vos_small", help="model config to train from scratch (default vos_small)")
+    p.add_argument("--init", help="start from this checkpoint (official or vos) instead of from scratch")
+    p.add_argument("--init-trunk", help="initialise the trunk from hiera-transformer MAE weights (a .pth file)")
+    p.add_argument("--image-size", type=int, default=None, help="train at this input size (default: the config's)")
+    p.add_argument("--steps", type=int, default=20000, help="total training steps (one clip each)")
+    p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
+    p.add_argument("--num-frames", type=int, default=8, help="frames per clip")
+    p.add_argument("--max-objects", type=int, default=3, help="objects per clip")
+    p.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same run")
+    p.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
+    p.add_argument("--val-root", help="DAVIS root to compute J&F on at checkpoints")
+    p.add_argument("--val-split", help="ImageSets file of validation sequences (default: all)")
+    p.add_argument("--validate-every", type=int, default=0, help="steps between validations (0: at the end)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.set_defaults(func=_train)
     return parser
 
 

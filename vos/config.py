@@ -109,12 +109,31 @@ for _short, (_long, _) in _SIZES.items():
         CONFIG_ALIASES[f"{_v}_hiera_{_short}"] = f"{_v}_hiera_{_long}"
 
 
+# vos's own embedded model: the same architecture, shrunk to run in real time on a laptop CPU at 256 px.
+VOS_CONFIGS: dict[str, ModelConfig] = {
+    "vos_small": ModelConfig(
+        name="vos_small",
+        trunk=HieraConfig(
+            embed_dim=32, num_heads=1, stages=(1, 1, 3, 1), global_att_blocks=(4,),
+            window_spec=(8, 4, 8, 4), window_pos_embed_bkg_spatial_size=(8, 8),
+        ),
+        image_size=256,
+        d_model=128,
+        memory_attention_layers=2,
+        memory_attention_ffn=512,
+        decoder_heads=4,
+        decoder_mlp_dim=512,
+    ),
+}
+
+
 def get_config(name: str) -> ModelConfig:
-    """The official config named ``name`` (``sam2.1_hiera_tiny`` or ``sam2.1_hiera_t``)."""
+    """The config named ``name``: official (``sam2.1_hiera_tiny`` or ``sam2.1_hiera_t``) or vos's own."""
     key = CONFIG_ALIASES.get(name, name)
-    if key not in OFFICIAL_CONFIGS:
-        raise KeyError(f"unknown config {name!r}; known: {sorted(OFFICIAL_CONFIGS)}")
-    return OFFICIAL_CONFIGS[key]
+    known = {**OFFICIAL_CONFIGS, **VOS_CONFIGS}
+    if key not in known:
+        raise KeyError(f"unknown config {name!r}; known: {sorted(known)}")
+    return known[key]
 
 
 def neck_channels(trunk: HieraConfig) -> list[int]:
@@ -122,4 +141,4 @@ def neck_channels(trunk: HieraConfig) -> list[int]:
     return list(reversed(trunk.channels))
 
 
-__all__ = ["ModelConfig", "HieraConfig", "OFFICIAL_CONFIGS", "get_config", "neck_channels"]
+__all__ = ["ModelConfig", "HieraConfig", "OFFICIAL_CONFIGS", "VOS_CONFIGS", "get_config", "neck_channels"]

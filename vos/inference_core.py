@@ -127,45 +127,8 @@ class InferenceCore:
 
     # ------------------------------------------------------------------ memory attention
     def condition(self, frame: EncodedFrame, selections: list[Selection]) -> torch.Tensor:
-        """The frame's features conditioned on each selection: ``(B, C, h, w)`` for ``B = len(selections)``.
-        Selections with the same signature go through memory attention as one batch."""
-        vision = frame.vision
-        _, c, h, w = vision.shape
-        # Token-major (hw, B, C) like the official layout: the decoder's kernels round differently on
-        # other memory layouts, which long videos would accumulate.
-        tokens = vision.new_empty(h * w, len(selections), c)
-        groups: dict[tuple, list[int]] = {}
-        for i, sel in enumerate(selections):
-            groups.setdefault(sel.signature, []).append(i)
-        curr = vision.flatten(2).transpose(1, 2)
-        curr_pos = frame.features.vision_pos_enc[-1].flatten(2).transpose(1, 2)
-        for rows in groups.values():
-            memory, memory_pos, num_ptr = self._memory_tokens([selections[i] for i in rows])
-            b = len(rows)
-            fused = self.model.condition_on_memory(
-                curr.expand(b, -1, -1), curr_pos.expand(b, -1, -1), memory, memory_pos, num_ptr
-            )
-            tokens[:, rows] = fused.transpose(0, 1)
-        return tokens.permute(1, 2, 0).view(len(selections), c, h, w)
-
-    def _memory_tokens(self, selections: list[Selection]) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """Memories of selections sharing one signature -> ``memory, memory_pos (B, M, mem_dim)`` and the
-        number of trailing pointer tokens."""
-        model, first = self.model, selections[0]
-        device = self.device
-        h, w = first.features[0].shape[-2:]
-        spatial_pos = model.memory_encoder.position_encoding.encode(h, w, device).flatten(1).t()  # (hw, m)
-        memory = torch.stack(
-            [torch.cat([f.to(device).flatten(1).t() for f in sel.features]) for sel in selections]
-        ).float()
-        pos = torch.cat([spatial_pos + model.memory_time_encoding(t)[0] for t in first.time_positions])
-        memory_pos = pos[None].expand(len(selections), -1, -1)
-        if not first.pointers:
-            return memory, memory_pos, 0
-        pointers = torch.stack([torch.stack(sel.pointers) for sel in selections]).to(device)
-        positions = torch.tensor(first.pointer_positions)
-        tokens, token_pos = model.object_pointer_tokens(pointers, positions, first.max_pointers)
-        return torch.cat([memory, tokens], 1), torch.cat([memory_pos, token_pos], 1), tokens.shape[1]
+        """The frame's features conditioned on each selection: ``(B, C, h, w)`` for ``B = len(selections)``."""
+        return condition_on_selections(self.model, frame.vision, frame.features.vision_pos_enc[-1], selections)
 
     # ------------------------------------------------------------------ heads
     def _outputs(self, heads: HeadOutput, multimask: bool, **flags) -> list[ObjectOutput]:
@@ -245,3 +208,47 @@ class InferenceCore:
         )
         for out, mem in zip(outputs, memory):
             out.memory = mem
+
+
+def condition_on_selections(
+    model: SAM2Model, vision: torch.Tensor, vision_pos: torch.Tensor, selections: list[Selection]
+) -> torch.Tensor:
+    """Features ``vision, vision_pos (1, C, h, w)`` of one frame conditioned on each memory selection:
+    ``(B, C, h, w)`` for ``B = len(selections)``. Selections with the same signature go through memory
+    attention as one batch."""
+    _, c, h, w = vision.shape
+    # Token-major (hw, B, C) like the official layout: the decoder's kernels round differently on
+    # other memory layouts, which long videos would accumulate.
+    groups: dict[tuple, list[int]] = {}
+    for i, sel in enumerate(selections):
+        groups.setdefault(sel.signature, []).append(i)
+    curr = vision.flatten(2).transpose(1, 2)
+    curr_pos = vision_pos.flatten(2).transpose(1, 2)
+    fused_rows: dict[int, torch.Tensor] = {}
+    for rows in groups.values():
+        memory, memory_pos, num_ptr = _memory_tokens(model, [selections[i] for i in rows])
+        b = len(rows)
+        fused = model.condition_on_memory(curr.expand(b, -1, -1), curr_pos.expand(b, -1, -1), memory, memory_pos, num_ptr)
+        fused_rows.update(zip(rows, fused.transpose(0, 1).unbind(1)))
+    tokens = torch.stack([fused_rows[i] for i in range(len(selections))], 1)  # (hw, B, C)
+    return tokens.permute(1, 2, 0).view(len(selections), c, h, w)
+
+
+def _memory_tokens(model: SAM2Model, selections: list[Selection]) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Memories of selections sharing one signature -> ``memory, memory_pos (B, M, mem_dim)`` and the
+    number of trailing pointer tokens."""
+    first = selections[0]
+    device = model.device
+    h, w = first.features[0].shape[-2:]
+    spatial_pos = model.memory_encoder.position_encoding.encode(h, w, device).flatten(1).t()  # (hw, m)
+    memory = torch.stack(
+        [torch.cat([f.to(device).flatten(1).t() for f in sel.features]) for sel in selections]
+    ).float()
+    pos = torch.cat([spatial_pos + model.memory_time_encoding(t)[0] for t in first.time_positions])
+    memory_pos = pos[None].expand(len(selections), -1, -1)
+    if not first.pointers:
+        return memory, memory_pos, 0
+    pointers = torch.stack([torch.stack(sel.pointers) for sel in selections]).to(device)
+    positions = torch.tensor(first.pointer_positions)
+    tokens, token_pos = model.object_pointer_tokens(pointers, positions, first.max_pointers)
+    return torch.cat([memory, tokens], 1), torch.cat([memory_pos, token_pos], 1), tokens.shape[1]

@@ -1,0 +1,197 @@
+"""The training pipeline: synthetic videos, clips, losses, the rollout through memory, resumable training."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from evaluation.inference import write_palette_png
+from tiny import tiny_config
+from videos import write_jpegs
+from vos.checkpoint import read_checkpoint, save_model
+from vos.cli import main
+from vos.model import HeadOutput, SAM2Model
+from vos.train.clips import ClipSampler, ClipSettings, DavisVideos
+from vos.train.loss import dice, mask_iou, sigmoid_focal, step_loss
+from vos.train.rollout import rollout
+from vos.train.synthetic import generate_video
+from vos.train.trainer import Trainer, TrainSettings
+
+PALETTE = [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0] + [0] * (256 * 3 - 12)
+
+
+def write_davis_root(root: Path, videos: dict[str, object]) -> Path:
+    """A DAVIS-layout root (JPEGs, palette PNGs, ImageSets) from synthetic videos."""
+    for name, video in videos.items():
+        write_jpegs(list(video.frames), root / "JPEGImages" / "480p" / name)
+        ann = root / "Annotations" / "480p" / name
+        ann.mkdir(parents=True)
+        for i, mask in enumerate(video.masks):
+            write_palette_png(ann / f"{i:05d}.png", mask, PALETTE)
+    (root / "ImageSets").mkdir(parents=True, exist_ok=True)
+    (root / "ImageSets" / "train.txt").write_text("\n".join(videos) + "\n")
+    return root
+
+
+# ---------------------------------------------------------------- synthetic videos
+def test_synthetic_video_is_deterministic_and_labels_every_object():
+    a = generate_video(5, num_frames=12, size=(60, 80), num_objects=3, num_distractors=2)
+    b = generate_video(5, num_frames=12, size=(60, 80), num_objects=3, num_distractors=2)
+    c = generate_video(6, num_frames=12, size=(60, 80), num_objects=3, num_distractors=2)
+    assert a.frames.shape == (12, 60, 80, 3) and a.frames.dtype == np.uint8
+    assert a.masks.shape == (12, 60, 80)
+    np.testing.assert_array_equal(a.frames, b.frames)
+    np.testing.assert_array_equal(a.masks, b.masks)
+    assert not np.array_equal(a.frames, c.frames)
+    assert set(np.unique(a.masks)) == {0, 1, 2, 3} and a.num_objects == 3
+
+
+def test_synthetic_objects_leave_and_come_back():
+    """Motion reflects outside the frame, so over a long video an object disappears and reappears."""
+    found = False
+    for seed in range(10):
+        video = generate_video(seed, num_frames=60, size=(48, 64), num_objects=1, num_distractors=0)
+        visible = video.masks.reshape(60, -1).any(1)
+        gone = np.flatnonzero(~visible)
+        if len(gone) and visible[gone[0]:].any():
+            found = True
+            break
+    assert found
+
+
+# ---------------------------------------------------------------- clips
+def test_clip_sampler_gives_visible_objects_at_model_size(tmp_path):
+    videos = {f"seq{i}": generate_video(i, num_frames=10, size=(48, 64), num_objects=2, num_distractors=0) for i in range(2)}
+    davis = DavisVideos(write_davis_root(tmp_path, videos), tmp_path / "ImageSets" / "train.txt")
+    assert davis.names == ["seq0", "seq1"] and davis.videos[0][0].shape == (10, 48, 64, 3)
+    for synthetic_prob in (0.0, 1.0):
+        sampler = ClipSampler(64, davis, ClipSettings(num_frames=5, max_objects=1, synthetic_prob=synthetic_prob))
+        clip = sampler.sample(np.random.default_rng(0))
+        assert clip.images.shape == (5, 3, 64, 64) and clip.images.dtype == torch.float32
+        assert clip.masks.shape == (5, 1, 64, 64) and clip.masks.dtype == torch.bool
+        assert clip.masks[0].flatten(1).any(1).all()
+
+
+def test_davis_reader_names_a_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="JPEGImages"):
+        DavisVideos(tmp_path)
+
+
+# ---------------------------------------------------------------- losses
+def test_losses_vanish_on_a_perfect_prediction_and_grow_on_a_wrong_one():
+    target = torch.zeros(1, 1, 16, 16)
+    target[..., 4:12, 4:12] = 1
+    good = target * 40 - 20
+    bad = -good
+    assert sigmoid_focal(good, target).item() < 1e-6 < sigmoid_focal(bad, target).item()
+    assert dice(good, target).item() < 1e-6 and dice(bad, target).item() > 0.9
+    assert mask_iou(good, target).item() == 1.0 and mask_iou(bad, target).item() == 0.0
+    assert mask_iou(-torch.ones(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)).item() == 1.0
+
+
+def _heads(multimasks: torch.Tensor, ious: torch.Tensor, score: float) -> HeadOutput:
+    b = multimasks.shape[0]
+    return HeadOutput(multimasks, multimasks, ious, multimasks[:, :1], multimasks[:, :1],
+                      torch.zeros(b, 8), torch.full((b, 1), score))
+
+
+def test_only_the_best_candidate_mask_is_backpropagated():
+    target = torch.zeros(1, 1, 16, 16)
+    target[..., :8, :] = 1
+    good = target[0, 0] * 20 - 10
+    masks = torch.stack([-good, good, torch.zeros(16, 16)])[None].requires_grad_()
+    terms = step_loss(_heads(masks, torch.tensor([[0.0, 1.0, 0.5]]), 5.0), target)
+    (terms["focal"] + terms["dice"]).sum().backward()
+    grad = masks.grad.abs().flatten(2).sum(-1)[0]
+    assert grad[1] > 0 and grad[0] == 0 and grad[2] == 0
+    # The IoU head is taught on every candidate: here its guesses are exact.
+    assert terms["iou"].item() == pytest.approx(0.5 / 3, abs=1e-6)
+
+
+def test_absent_object_is_taught_only_through_the_object_score():
+    masks = torch.randn(2, 3, 8, 8)
+    target = torch.zeros(2, 1, 8, 8)
+    terms = step_loss(_heads(masks, torch.rand(2, 3), 3.0), target)
+    assert terms["focal"].abs().sum() == 0 and terms["dice"].abs().sum() == 0 and terms["iou"].abs().sum() == 0
+    assert (terms["object"] > 3).all()  # confident "present" on an absent object costs
+
+
+# ---------------------------------------------------------------- rollout and trainer
+@pytest.fixture
+def tiny_model():
+    torch.manual_seed(0)
+    return SAM2Model(tiny_config(image_size=64)).train()
+
+
+def test_rollout_trains_through_the_memory(tiny_model):
+    sampler = ClipSampler(64, None, ClipSettings(num_frames=4, max_objects=2))
+    rng = np.random.default_rng(1)
+    terms = rollout(tiny_model, sampler.sample(rng), rng)
+    assert set(terms) == {"focal", "dice", "iou", "object"}
+    loss = sum(terms.values())
+    assert torch.isfinite(loss)
+    loss.backward()
+    grads = {n: p.grad for n, p in tiny_model.named_parameters()}
+    for prefix in ("memory_attention.", "memory_encoder.", "obj_ptr_proj.", "image_encoder.", "sam_mask_decoder."):
+        assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if n.startswith(prefix)), prefix
+    assert grads["maskmem_tpos_enc"] is not None and grads["maskmem_tpos_enc"].abs().sum() > 0
+
+
+def _trainer(model, out, steps):
+    sampler = ClipSampler(64, None, ClipSettings(num_frames=3, max_objects=2))
+    return Trainer(model, sampler, out, TrainSettings(steps=steps, warmup=2, checkpoint_every=2, seed=7))
+
+
+def test_training_resumes_exactly(tmp_path):
+    torch.manual_seed(0)
+    straight = SAM2Model(tiny_config(image_size=64))
+    _trainer(straight, tmp_path / "a", 4).run(progress=False)
+
+    torch.manual_seed(0)
+    first = SAM2Model(tiny_config(image_size=64))
+    _trainer(first, tmp_path / "b", 2).run(progress=False)
+    torch.manual_seed(123)  # a fresh process: other initial weights, restored from the checkpoint
+    resumed = SAM2Model(tiny_config(image_size=64))
+    trainer = _trainer(resumed, tmp_path / "b", 4)
+    assert trainer.resume() and trainer.step == 2
+    trainer.run(progress=False)
+    for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=k)
+    log = (tmp_path / "b" / "log.jsonl").read_text().splitlines()
+    assert len(log) == 2 and '"step": 4' in log[-1]
+    state, config = read_checkpoint(tmp_path / "b" / "model.pt")
+    assert config == resumed.config
+
+
+def test_training_lowers_the_loss_on_one_clip(tiny_model):
+    sampler = ClipSampler(64, None, ClipSettings(num_frames=3, max_objects=1))
+    clip = sampler.sample(np.random.default_rng(3))
+    optimizer = torch.optim.AdamW(tiny_model.parameters(), lr=2e-3)
+    losses = []
+    for step in range(25):
+        rng = np.random.default_rng([3, 0])  # the same prompts every step
+        loss = sum(rollout(tiny_model, clip, rng).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
+
+
+def test_vos_train_command_fine_tunes_a_checkpoint_and_validates(tmp_path, capsys):
+    videos = {f"seq{i}": generate_video(i, num_frames=6, size=(48, 64), num_objects=1, num_distractors=0) for i in range(2)}
+    root = write_davis_root(tmp_path / "davis", videos)
+    torch.manual_seed(0)
+    init = save_model(SAM2Model(tiny_config(image_size=64)), tmp_path / "init.pt")
+    out = tmp_path / "run"
+    args = ["train", "--out", str(out), "--davis", str(root), "--init", str(init), "--steps", "2",
+            "--num-frames", "3", "--checkpoint-every", "1", "--val-root", str(root), "--threads", "1"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "validation: val_J&F-Mean" in printed
+    assert (out / "model.pt").exists() and (out / "last.pt").exists()
+    assert (out / "validation" / "step0000002" / "seq0" / "00005.png").exists()
+    assert main(args[:-6] + ["--steps", "3"]) == 0
+    assert "resumed from" in capsys.readouterr().out

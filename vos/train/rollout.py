@@ -1,0 +1,129 @@
+"""One training clip through the model, as SAM 2 is trained: prompts simulated on 1-2 conditioning frames,
+iterative correction clicks, every other frame tracked through the memory bank, gradients through all of it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from memory import MemoryBank, MemorySettings
+
+from ..inference_core import condition_on_selections
+from ..model import HeadOutput, SAM2Model
+from .clips import Clip
+from .loss import step_loss
+
+
+@dataclass(frozen=True)
+class PromptSimulation:
+    """SAM 2's training prompts: the ground-truth mask with ``mask_prob``, otherwise a box with
+    ``box_prob`` or a click; a second conditioning frame with ``second_prompt_prob``; up to
+    ``max_corrections`` correction clicks on each clicked conditioning frame."""
+
+    mask_prob: float = 0.5
+    box_prob: float = 0.5
+    second_prompt_prob: float = 0.5
+    max_corrections: int = 3
+    box_noise: float = 0.1
+    box_noise_max_px: float = 5.0
+
+
+def _sample_clicks(rng: np.random.Generator, error: torch.Tensor, positive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One click per object, uniformly in its error region: ``error, positive (B, S, S)`` bool, where
+    ``positive`` marks the missed object pixels. Returns ``coords (B, 1, 2)`` (x, y) and ``labels (B, 1)``."""
+    coords, labels = [], []
+    for err, pos in zip(error, positive):
+        ys, xs = torch.nonzero(err, as_tuple=True)
+        if len(ys) == 0:  # nothing to correct: a neutral click where the object is, if anywhere
+            ys, xs = torch.nonzero(pos, as_tuple=True)
+            if len(ys) == 0:
+                coords.append(torch.zeros(2))
+                labels.append(-1)
+                continue
+        i = int(rng.integers(len(ys)))
+        y, x = int(ys[i]), int(xs[i])
+        coords.append(torch.tensor([x + 0.5, y + 0.5]))
+        labels.append(1 if pos[y, x] else 0)
+    return torch.stack(coords)[:, None], torch.tensor(labels, dtype=torch.int32)[:, None]
+
+
+def _boxes(rng: np.random.Generator, masks: torch.Tensor, sim: PromptSimulation) -> torch.Tensor:
+    """Noisy bounding boxes of ``masks (B, S, S)`` as two corner points ``(B, 2, 2)``."""
+    out = []
+    size = masks.shape[-1]
+    for m in masks:
+        ys, xs = torch.nonzero(m, as_tuple=True)
+        box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+        w, h = box[2] - box[0], box[3] - box[1]
+        scale = np.minimum(np.array([w, h, w, h]) * sim.box_noise, sim.box_noise_max_px)
+        box = (box + rng.normal(0, 1, 4) * scale).clip(0, size)
+        out.append(torch.from_numpy(box.astype(np.float32)).view(2, 2))
+    return torch.stack(out)
+
+
+def rollout(model: SAM2Model, clip: Clip, rng: np.random.Generator, sim: PromptSimulation = PromptSimulation()) -> dict[str, torch.Tensor]:
+    """The summed loss terms of one clip, normalised by its number of objects."""
+    device = model.device
+    images, masks = clip.images.to(device), clip.masks.to(device)
+    num_frames, num_obj = masks.shape[:2]
+    feats = model.encode_image(images)
+    settings = MemorySettings(storage_dtype=torch.float32, keep_gradients=True, only_past_pointers=False, max_prompted_frames=None)
+    cfg = model.config
+    banks = [MemoryBank(settings, cfg.num_maskmem, cfg.use_signed_tpos_enc_to_obj_ptrs) for _ in range(num_obj)]
+    prompted = [0]
+    if num_frames > 1 and rng.random() < sim.second_prompt_prob:
+        prompted.append(int(rng.integers(1, num_frames)))
+    order = prompted + [t for t in range(num_frames) if t not in prompted]
+    totals: dict[str, torch.Tensor] = {}
+
+    def add(terms: dict[str, torch.Tensor]) -> None:
+        for k, v in terms.items():
+            totals[k] = totals.get(k, 0) + v.sum() / num_obj
+
+    for t in order:
+        vision = feats.vision_features[t : t + 1].expand(num_obj, -1, -1, -1)
+        high_res = [x[t : t + 1].expand(num_obj, -1, -1, -1) for x in feats.backbone_fpn[:2]]
+        target = masks[t].float()[:, None]  # (B, 1, S, S)
+        binarize = False
+        if t in prompted:
+            all_visible = bool(masks[t].flatten(1).any(1).all())
+            if not all_visible or rng.random() < sim.mask_prob:
+                heads = model.mask_as_output(vision, high_res, target)
+            else:
+                heads = _clicked(model, vision, high_res, masks[t], rng, sim, add)
+                binarize = True
+        else:
+            selections = [bank.select(t, num_frames=num_frames) for bank in banks]
+            features = condition_on_selections(model, feats.vision_features[t : t + 1], feats.vision_pos_enc[-1][t : t + 1], selections)
+            heads = model.predict_masks(features, high_res, multimask_output=model.use_multimask(False, 0))
+            add(step_loss(heads, target))
+        memory, _ = model.encode_memory(vision, heads.high_res_masks, heads.object_score, binarize=binarize)
+        for i, bank in enumerate(banks):
+            bank.add(t, memory[i], heads.obj_ptr[i], float(heads.object_score[i, 0].detach()), prompted=t in prompted)
+    return totals
+
+
+def _clicked(model: SAM2Model, vision, high_res, masks: torch.Tensor, rng, sim: PromptSimulation, add) -> HeadOutput:
+    """A prompted frame from a click or a box (no memory, as every initial prompt in SAM 2's training),
+    then correction clicks, each fed the previous logits; every step is a loss term."""
+    features = model.without_memory(vision)
+    target = masks.float()[:, None]
+    if rng.random() < sim.box_prob:
+        coords = _boxes(rng, masks, sim).to(model.device)
+        labels = torch.tensor([[2, 3]], dtype=torch.int32, device=model.device).expand(len(masks), -1)
+    else:
+        coords, labels = _sample_clicks(rng, masks, masks)
+        coords, labels = coords.to(model.device), labels.to(model.device)
+    multimask = model.use_multimask(True, coords.shape[1])
+    heads = model.predict_masks(features, high_res, coords, labels, multimask_output=multimask)
+    add(step_loss(heads, target))
+    for _ in range(int(rng.integers(0, sim.max_corrections + 1))):
+        pred = heads.high_res_masks[:, 0].detach() > 0
+        click, label = _sample_clicks(rng, pred != masks, masks & ~pred)
+        coords = torch.cat([coords, click.to(model.device)], 1)
+        labels = torch.cat([labels, label.to(model.device)], 1)
+        prev = heads.low_res_masks.detach().clamp(-32.0, 32.0)
+        heads = model.predict_masks(features, high_res, coords, labels, prev, multimask_output=False)
+        add(step_loss(heads, target))
+    return heads

@@ -1,0 +1,184 @@
+"""The training loop: AdamW with a warm-up and cosine schedule, gradient clipping, bf16 autocast on GPU,
+checkpoints that resume exactly, and a J&F validation pass with the ``evaluation`` code.
+
+Every step draws its clip from a generator seeded by ``(seed, step)``, so a run resumed from a checkpoint
+sees the same clips as one that never stopped.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..checkpoint import FORMAT, save_model
+from ..model import SAM2Model
+from .clips import ClipSampler
+from .rollout import PromptSimulation, rollout
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation: ``steps`` clips in all, peak ``lr`` after ``warmup`` steps, cosine down to
+    ``lr * final_lr_ratio``; a checkpoint every ``checkpoint_every`` steps and a validation every
+    ``validate_every`` (0: at the end only)."""
+
+    steps: int = 20000
+    lr: float = 5e-4
+    weight_decay: float = 0.1
+    warmup: int = 200
+    final_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 250
+    validate_every: int = 0
+
+    def lr_at(self, step: int) -> float:
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        progress = min((step - self.warmup) / max(self.steps - self.warmup, 1), 1.0)
+        low = self.lr * self.final_lr_ratio
+        return low + (self.lr - low) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _param_groups(model: SAM2Model, weight_decay: float) -> list[dict]:
+    """No weight decay on biases, norms, embeddings and other 1-D or positional parameters."""
+    decay, plain = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim <= 1 or "pos_embed" in name or name.endswith(("_embed", "_enc", "no_obj_ptr", "no_obj_embed_spatial")):
+            plain.append(p)
+        else:
+            decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+
+
+class Trainer:
+    """Trains ``model`` on clips from ``sampler``, writing into ``out_dir``:
+
+    * ``last.pt``: model, optimiser and step, to resume from (vos format, loadable as a model too);
+    * ``model.pt``: the weights alone at the last checkpoint;
+    * ``log.jsonl``: one line per checkpoint with the mean losses, and J&F when validated.
+    """
+
+    def __init__(
+        self,
+        model: SAM2Model,
+        sampler: ClipSampler,
+        out_dir: str | Path,
+        settings: TrainSettings = TrainSettings(),
+        prompts: PromptSimulation = PromptSimulation(),
+        validation: tuple[Path, list[str]] | None = None,
+    ) -> None:
+        self.model = model
+        self.sampler = sampler
+        self.out = Path(out_dir)
+        self.settings = settings
+        self.prompts = prompts
+        self.validation = validation
+        self.optimizer = torch.optim.AdamW(_param_groups(model, settings.weight_decay), lr=settings.lr)
+        self.step = 0
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self) -> Path:
+        self.out.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "format": FORMAT,
+            "format_version": 1,
+            "config": self.model.config.to_dict(),
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "settings": asdict(self.settings),
+        }
+        path = self.out / "last.pt"
+        fd, tmp = tempfile.mkstemp(dir=self.out, prefix=".last.pt.", suffix=".tmp")
+        os.close(fd)
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+        save_model(self.model, self.out / "model.pt")
+        return path
+
+    def resume(self) -> bool:
+        """Continue from ``out_dir/last.pt`` if it exists. Returns whether it did."""
+        path = self.out / "last.pt"
+        if not path.exists():
+            return False
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        if data["config"] != self.model.config.to_dict():
+            raise ValueError(f"{path} was trained with another model config ({data['config']['name']!r})")
+        self.model.load_state_dict(data["model"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        self.step = int(data["step"])
+        return True
+
+    # ------------------------------------------------------------------ loop
+    def train_step(self) -> dict[str, float]:
+        s = self.settings
+        rng = np.random.default_rng([s.seed, self.step])
+        torch.manual_seed(s.seed * 1_000_003 + self.step)
+        clip = self.sampler.sample(rng)
+        for group in self.optimizer.param_groups:
+            group["lr"] = s.lr_at(self.step)
+        self.model.train()
+        device = self.model.device
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            terms = rollout(self.model, clip, rng, self.prompts)
+        loss = sum(terms.values())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
+
+    def run(self, progress: bool = True) -> dict[str, float]:
+        """Train up to ``settings.steps``; returns the last validation scores (empty if none ran)."""
+        s = self.settings
+        history: list[dict[str, float]] = []
+        scores: dict[str, float] = {}
+        bar = tqdm(total=s.steps, initial=self.step, desc="train", disable=not progress, dynamic_ncols=True)
+        started = time.time()
+        while self.step < s.steps:
+            history.append(self.train_step())
+            bar.update(1)
+            recent = history[-50:]
+            bar.set_postfix(loss=f"{np.mean([h['loss'] for h in recent]):.3f}", lr=f"{s.lr_at(self.step):.1e}")
+            last = self.step == s.steps
+            if self.step % s.checkpoint_every == 0 or last:
+                self.save()
+                entry = {"step": self.step, "seconds": round(time.time() - started, 1),
+                         **{k: float(np.mean([h[k] for h in history if k in h])) for k in history[-1]}}
+                if self.validation is not None and ((s.validate_every and self.step % s.validate_every == 0) or last):
+                    scores = self.validate()
+                    entry.update(scores)
+                self._log(entry)
+                history.clear()
+        bar.close()
+        return scores
+
+    def validate(self) -> dict[str, float]:
+        """J&F of the current weights on the validation sequences (first-frame masks, official protocol)."""
+        from evaluation.benchmark import evaluate_davis
+        from evaluation.inference import predict_davis
+
+        root, names = self.validation
+        self.model.eval()
+        out = self.out / "validation" / f"step{self.step:07d}"
+        with torch.inference_mode():
+            predict_davis(self.model, root, out, names, progress=False)
+        report = evaluate_davis(Path(root) / "Annotations" / "480p", out, names, processes=1, progress=False)
+        return {f"val_{k}": v for k, v in report.global_scores().items()}
+
+    def _log(self, entry: dict) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.out / "log.jsonl", "a") as f:
+            f.write(json.dumps(entry) + "\n")
