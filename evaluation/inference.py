@@ -7,7 +7,6 @@ Under ``torchrun`` the sequences are shared out over the processes (see :mod:`ev
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,18 +14,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from streams import FrameFolder
+from streams.masks import write_palette_png
 
 from .masks import frame_pngs, read_index_png
-
-
-def write_palette_png(path: Path, labels: np.ndarray, palette: list[int] | None) -> None:
-    """``(H, W)`` uint8 object ids as a palette PNG, atomically (a temporary file, then a rename)."""
-    image = Image.fromarray(labels.astype(np.uint8), mode="P")
-    if palette is not None:
-        image.putpalette(palette)
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
 
 
 def label_map(masks: dict[int, np.ndarray], shape: tuple[int, int]) -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation.inference import write_palette_png
+from streams.masks import write_palette_png
 from tiny import tiny_config
 from videos import write_jpegs
 from vos.checkpoint import read_checkpoint, save_model

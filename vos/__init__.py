@@ -18,9 +18,12 @@ from .video_predictor import VideoPredictor
 
 __version__ = "0.1.0"
 
+# vos's own small model (config ``vos_small``), trained with ``vos train`` and shipped in the package.
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "vos_small.pt"
+
 
 def load_model(
-    path_or_name: str | os.PathLike,
+    path_or_name: str | os.PathLike | None = None,
     *,
     config: ModelConfig | str | None = None,
     image_size: int | None = None,
@@ -30,8 +33,9 @@ def load_model(
     """Load a model from a checkpoint file or an official checkpoint name.
 
     Args:
-        path_or_name: a file (official ``{"model": ...}``, vos's own format, or a bare state dict) or an
-            official name such as ``"sam2.1_hiera_tiny"``, downloaded once into the cache.
+        path_or_name: a file (official ``{"model": ...}``, vos's own format, or a bare state dict), an
+            official name such as ``"sam2.1_hiera_tiny"`` (downloaded once into the cache), or ``None`` for
+            the embedded default model.
         config: the config to load into; by default the file's own (vos format) or the official config
             whose keys and shapes the weights match.
         image_size: run the model at another square input size (a multiple of 32).
@@ -39,6 +43,10 @@ def load_model(
     Returns:
         the model in eval mode.
     """
+    if path_or_name is None:
+        if not DEFAULT_WEIGHTS.exists():
+            raise FileNotFoundError(f"the embedded model is missing from this installation: {DEFAULT_WEIGHTS}")
+        path_or_name = DEFAULT_WEIGHTS
     path = Path(path_or_name)
     if not path.exists() and canonical_name(str(path_or_name)) is not None:
         path = checkpoint_path(str(path_or_name), progress=progress)
@@ -58,6 +66,7 @@ def load_model(
 
 __all__ = [
     "CheckpointError",
+    "DEFAULT_WEIGHTS",
     "DownloadError",
     "FrameResult",
     "FrameSizeError",

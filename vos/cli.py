@@ -131,6 +131,71 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+class _PromptAction(argparse.Action):
+    """Collects --point/--box/--mask in command-line order, each for the --obj and --frame given before it."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        items = getattr(namespace, "prompt_items", None) or []
+        items.append((self.dest, value, namespace.obj, namespace.frame))
+        namespace.prompt_items = items
+
+
+def _numbers(text: str, count: tuple[int, ...], what: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in count:
+        raise ValueError(f"{what} {text!r}: expected {' or '.join(map(str, count))} comma-separated numbers")
+    return values
+
+
+def _cli_prompts(args: argparse.Namespace) -> list:
+    from .prompts import FramePrompt, Prompt, read_mask_png, read_prompt_file
+
+    prompts = read_prompt_file(args.prompts) if args.prompts else []
+    for kind, value, obj, frame in getattr(args, "prompt_items", None) or []:
+        if kind == "point":
+            v = _numbers(value, (2, 3), "--point")
+            prompt = Prompt.make(points=[v[:2]], labels=[int(v[2]) if len(v) == 3 else 1])
+        elif kind == "box":
+            prompt = Prompt.make(box=_numbers(value, (4,), "--box"))
+        else:
+            prompt = Prompt.make(mask=read_mask_png(value, obj))
+        prompts.append(FramePrompt(frame, obj, prompt))
+    return prompts
+
+
+def _track(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import load_model
+    from .track import track_video
+
+    prompts = _cli_prompts(args)
+    model = load_model(args.checkpoint, image_size=args.image_size, device=args.device or "cpu")
+    out = Path(args.out or Path("vos-out") / Path(args.input).stem)
+    result = track_video(model, args.input, prompts, out, overlay=not args.no_video, masks=args.masks)
+    print(f"tracked {len(set(p.obj_id for p in prompts))} object(s) over {result.frames} frames")
+    for path in (result.overlay, result.masks):
+        if path is not None:
+            print(f"wrote {path}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from . import load_model
+    from .demo import run_demo
+
+    model = load_model(args.checkpoint)
+    result = run_demo(model, args.out, seed=args.seed, num_frames=args.frames)
+    print(f"clicked object 1 at ({result.click[0]:.0f}, {result.click[1]:.0f}) on frame 0")
+    print(f"wrote {result.overlay}")
+    print(f"wrote {result.masks}")
+    print(f"J&F {result.j_and_f:.3f} (J {result.j:.3f}, F {result.f:.3f}) against the generator's exact masks")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vos", description="Video object segmentation and tracking (SAM 2 compatible).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -166,6 +231,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_eval)
 
     p = sub.add_parser(
+        "track",
+        help="track objects through a video file or a frame folder from clicks, boxes or masks",
+        description="Prompts apply to the object (--obj) and frame (--frame) given before them, e.g. "
+        "'--obj 1 --point 120,80 --obj 2 --box 10,10,60,90'. Tracking runs forward from the earliest prompted "
+        "frame to the end, then backward to frame 0. Writes OUT/overlay.mp4 and OUT/masks/.",
+    )
+    p.add_argument("input", help="a video file or a folder of frames (sorted numerically)")
+    p.add_argument("--obj", type=int, default=1, help="object id for the prompts that follow (default 1)")
+    p.add_argument("--frame", type=int, default=0, help="frame index for the prompts that follow (default 0)")
+    p.add_argument("--point", action=_PromptAction, metavar="X,Y[,LABEL]",
+                   help="a click in video pixels; LABEL 1 = object (default), 0 = background; repeatable")
+    p.add_argument("--box", action=_PromptAction, metavar="X1,Y1,X2,Y2", help="a box in video pixels")
+    p.add_argument("--mask", action=_PromptAction, metavar="PNG",
+                   help="a mask PNG the size of the video (pixels equal to --obj in an index PNG, else non-zero)")
+    p.add_argument("--prompts", metavar="JSON", help="prompts from a JSON file: [{\"frame\": 0, \"obj_id\": 1, "
+                   "\"points\": [[x, y]], \"labels\": [1], \"box\": [x1, y1, x2, y2], \"mask\": \"m.png\"}, ...]")
+    p.add_argument("--checkpoint", help="model checkpoint (file or official name); default: the embedded vos model")
+    p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
+    p.add_argument("--out", help="output folder (default vos-out/<input name>)")
+    p.add_argument("--masks", choices=["davis", "sav", "none"], default="davis",
+                   help="davis: one palette PNG per frame (object id as index); sav: one binary PNG per object and frame")
+    p.add_argument("--no-video", action="store_true", help="do not write the overlay video")
+    p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    p.set_defaults(func=_track, prompt_items=[])
+
+    p = sub.add_parser(
+        "demo",
+        help="the main job with no download: a synthetic video, a click, tracking with the embedded model, J&F",
+    )
+    p.add_argument("--out", default="vos-demo", help="output folder (default vos-demo)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic video")
+    p.add_argument("--frames", type=int, default=48, help="length of the synthetic video")
+    p.add_argument("--checkpoint", help="another model instead of the embedded one")
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser(
         "train",
         help="train or fine-tune a model on DAVIS-layout folders and synthetic videos (SAM 2's recipe)",
         description="Clips of consecutive frames with up to --max-objects objects; prompts simulated as masks, "
@@ -199,11 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .checkpoint import CheckpointError
+    from streams import SourceError
+
     from .hub import DownloadError
 
     try:
         return args.func(args)
-    except (FileNotFoundError, CheckpointError, DownloadError, KeyError, ValueError) as exc:
+    except (FileNotFoundError, CheckpointError, DownloadError, KeyError, ValueError, SourceError) as exc:
         print(f"vos {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

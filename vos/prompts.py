@@ -95,3 +95,89 @@ class Prompt:
             m = F.interpolate(m, size=(image_size,) * 2, mode="bilinear", align_corners=False, antialias=True)
             m = (m >= 0.5).float()
         return m
+
+
+@dataclass(frozen=True)
+class FramePrompt:
+    """A prompt for object ``obj_id`` on frame ``frame``."""
+
+    frame: int
+    obj_id: int
+    prompt: Prompt
+
+
+def read_mask_png(path, obj_id: int | None = None) -> np.ndarray:
+    """A boolean mask from a PNG: pixels equal to ``obj_id`` in an index (palette) PNG holding that id,
+    otherwise every non-zero pixel."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            values = np.array(image)
+    except (OSError, ValueError) as exc:
+        raise PromptError(f"{path}: cannot read the mask PNG: {exc}") from exc
+    if values.ndim == 3:
+        values = values.max(axis=2)
+    if obj_id is not None and (values == obj_id).any() and values.max() < 255:
+        return values == obj_id
+    return values > 0
+
+
+def read_prompt_file(path) -> list[FramePrompt]:
+    """Prompts from a JSON file, for reproducible runs: a list of objects like
+    ``{"frame": 0, "obj_id": 1, "points": [[x, y], ...], "labels": [1, 0], "box": [x1, y1, x2, y2]}``
+    or ``{"frame": 0, "obj_id": 2, "mask": "mask.png"}`` (a path relative to the JSON file)."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        entries = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise PromptError(f"{path}: not valid JSON: {exc}") from exc
+    if isinstance(entries, dict):
+        entries = [entries]
+    if not isinstance(entries, list) or not entries:
+        raise PromptError(f"{path}: expected a non-empty list of prompts")
+    out = []
+    allowed = {"frame", "obj_id", "points", "labels", "box", "mask"}
+    for i, entry in enumerate(entries):
+        where = f"{path}, prompt {i}"
+        if not isinstance(entry, dict):
+            raise PromptError(f"{where}: expected an object with frame, obj_id and points/box/mask")
+        unknown = sorted(set(entry) - allowed)
+        if unknown:
+            raise PromptError(f"{where}: unknown keys {unknown} (allowed: {sorted(allowed)})")
+        frame, obj_id = entry.get("frame", 0), entry.get("obj_id", 1)
+        if not isinstance(frame, int) or frame < 0 or not isinstance(obj_id, int) or obj_id < 0:
+            raise PromptError(f"{where}: frame and obj_id must be non-negative integers")
+        mask = None
+        if entry.get("mask") is not None:
+            mask = read_mask_png(path.parent / entry["mask"], obj_id)
+        try:
+            prompt = Prompt.make(entry.get("points"), entry.get("labels"), entry.get("box"), mask)
+        except (TypeError, ValueError) as exc:
+            raise PromptError(f"{where}: {exc}") from exc
+        out.append(FramePrompt(frame, obj_id, prompt))
+    return out
+
+
+def merge_prompts(prompts: list[FramePrompt]) -> list[FramePrompt]:
+    """One prompt per object and frame, in first-seen order: clicks concatenated, the last box kept; a
+    mask stays on its own (combining it with clicks is an error when the prompt is checked)."""
+    merged: dict[tuple[int, int], Prompt] = {}
+    for p in prompts:
+        key = (p.frame, p.obj_id)
+        old = merged.get(key)
+        if old is None:
+            merged[key] = p.prompt
+            continue
+        points = [x for x in (old.points, p.prompt.points) if x is not None]
+        labels = [x for x in (old.labels, p.prompt.labels) if x is not None]
+        merged[key] = Prompt(
+            np.concatenate(points) if points else None,
+            np.concatenate(labels) if labels else None,
+            p.prompt.box if p.prompt.box is not None else old.box,
+            p.prompt.mask if p.prompt.mask is not None else old.mask,
+        )
+    return [FramePrompt(frame, obj_id, prompt) for (frame, obj_id), prompt in merged.items()]

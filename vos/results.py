@@ -48,17 +48,22 @@ class FrameResult:
 
     def detections(self):
         """The visible objects as ``supervision.Detections`` (masks, boxes, ``tracker_id`` = object id)."""
-        import supervision as sv
+        confidence = torch.sigmoid(self.object_scores).cpu().numpy()
+        return detections_from_masks(self.obj_ids, self.masks, confidence)
 
-        masks = self.masks
-        keep = masks.reshape(len(masks), -1).any(axis=1) if len(masks) else np.zeros(0, bool)
-        masks = masks[keep]
-        ids = np.asarray(self.obj_ids, dtype=int)[keep]
-        xyxy = sv.mask_to_xyxy(masks).astype(np.float32) if len(masks) else np.zeros((0, 4), np.float32)
-        return sv.Detections(
-            xyxy=xyxy,
-            mask=masks,
-            confidence=torch.sigmoid(self.object_scores).cpu().numpy()[keep],
-            class_id=ids,
-            tracker_id=ids,
-        )
+
+def detections_from_masks(obj_ids: list[int], masks: np.ndarray, confidence: np.ndarray | None = None):
+    """``supervision.Detections`` of the non-empty masks ``(N, H, W)``, with ``tracker_id`` = object id."""
+    import supervision as sv
+
+    keep = masks.reshape(len(masks), -1).any(axis=1) if len(masks) else np.zeros(0, bool)
+    masks = masks[keep]
+    ids = np.asarray(obj_ids, dtype=int)[keep]
+    xyxy = sv.mask_to_xyxy(masks).astype(np.float32) if len(masks) else np.zeros((0, 4), np.float32)
+    return sv.Detections(
+        xyxy=xyxy,
+        mask=masks,
+        confidence=None if confidence is None else confidence[keep],
+        class_id=ids,
+        tracker_id=ids,
+    )
