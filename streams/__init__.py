@@ -5,8 +5,11 @@ import os
 from pathlib import Path
 
 from .folder import FrameFolder
+from .latest import Backoff, LiveSource, StreamStats
+from .network import NetworkStream, is_network_url, redact_url
 from .source import Frame, FrameSource, SeekableSource, SourceError
 from .video_file import VideoFile
+from .webcam import Webcam
 
 
 def open_video(path: str | os.PathLike, fps: float | None = None) -> SeekableSource:
@@ -17,4 +20,20 @@ def open_video(path: str | os.PathLike, fps: float | None = None) -> SeekableSou
     return VideoFile(path)
 
 
-__all__ = ["Frame", "FrameFolder", "FrameSource", "SeekableSource", "SourceError", "VideoFile", "open_video"]
+def open_live(spec: str | int, **options) -> FrameSource:
+    """A live source from a command-line spec: a webcam index (``0``), a device path (``/dev/video0``) or
+    a network URL (``rtsp://...``); ``options`` go to :class:`Webcam` or :class:`NetworkStream`."""
+    text = str(spec)
+    if is_network_url(text):
+        return NetworkStream(text, **options)
+    if text.isdigit():
+        return Webcam(int(text), **options)
+    if text.startswith("/dev/"):
+        return Webcam(text, **options)
+    raise SourceError(f"{text}: not a webcam index, device path or stream URL (use 'vos track' for video files)")
+
+
+__all__ = [
+    "Backoff", "Frame", "FrameFolder", "FrameSource", "LiveSource", "NetworkStream", "SeekableSource",
+    "SourceError", "StreamStats", "VideoFile", "Webcam", "open_live", "open_video", "redact_url",
+]

@@ -183,6 +183,31 @@ def _track(args: argparse.Namespace) -> int:
     return 0
 
 
+def _live(args: argparse.Namespace) -> int:
+    from streams import Backoff, open_live
+
+    from . import load_model
+    from .live_job import run_live
+
+    prompts = _cli_prompts(args)
+    model = load_model(args.checkpoint, image_size=args.image_size, device=args.device or "cpu")
+    log = lambda message: print(message, flush=True)  # noqa: E731
+    options = {"backoff": Backoff(max_attempts=args.max_reconnects), "on_event": log}
+    if args.transport:
+        options["transport"] = args.transport
+    with open_live(args.source, **options) as source:
+        log(f"reading {getattr(source, 'name', args.source)}: {source.size[1]}x{source.size[0]}"
+            + (f" at {source.fps:g} fps" if source.fps else ""))
+        report = run_live(model, source, prompts, args.out, show=False if args.no_window else None,
+                          max_frames=args.max_frames, log=log)
+    log("done: " + report.line())
+    if report.gaps:
+        log("gaps: " + ", ".join(f"{g:.1f} s" for g in report.gaps))
+    if args.out:
+        log(f"wrote {args.out}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from . import load_model
     from .demo import run_demo
@@ -255,6 +280,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-video", action="store_true", help="do not write the overlay video")
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     p.set_defaults(func=_track, prompt_items=[])
+
+    p = sub.add_parser(
+        "live",
+        help="track objects live in a webcam or network stream (RTSP, ...) until stopped",
+        description="Prompts (--point/--box/--mask/--prompts, as for 'vos track') apply to the first frame. The "
+        "newest frame is always the one tracked: frames the tracker has no time for are dropped and counted. "
+        "Lost streams are reconnected with backoff. Prints fps, capture-to-mask latency and dropped frames "
+        "every second; Ctrl-C (or q in the window) stops and closes the files.",
+    )
+    p.add_argument("source", help="webcam index (0), device path (/dev/video0) or stream URL (rtsp://...)")
+    p.add_argument("--obj", type=int, default=1, help="object id for the prompts that follow (default 1)")
+    p.add_argument("--frame", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--point", action=_PromptAction, metavar="X,Y[,LABEL]", help="a click on the first frame; repeatable")
+    p.add_argument("--box", action=_PromptAction, metavar="X1,Y1,X2,Y2", help="a box on the first frame")
+    p.add_argument("--mask", action=_PromptAction, metavar="PNG", help="a mask PNG for the first frame")
+    p.add_argument("--prompts", metavar="JSON", help="prompts from a JSON file (frame 0 only)")
+    p.add_argument("--checkpoint", help="model checkpoint (file or official name); default: the embedded vos model")
+    p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
+    p.add_argument("--out", help="write the overlay video to this file (e.g. live.mp4)")
+    p.add_argument("--no-window", action="store_true", help="never open a window (default: one when a display exists)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many tracked frames")
+    p.add_argument("--transport", choices=["tcp", "udp"], default=None, help="RTSP transport (default tcp)")
+    p.add_argument("--max-reconnects", type=int, default=None,
+                   help="give up after this many failed reconnections in a row (default: never)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    p.set_defaults(func=_live, prompt_items=[])
 
     p = sub.add_parser(
         "demo",
