@@ -11,14 +11,12 @@ import av
 import numpy as np
 import pytest
 
-from oracle_free import random_state_dict, set_presence
 from streams import Backoff, NetworkStream, SourceError, Webcam, open_live, redact_url
 from streams.latest import LatestFrameReader
-from tiny import tiny_config
+from tiny import tiny_tracking_model
 from videos import moving_shapes
 from vos.checkpoint import save_model
 from vos.cli import main
-from vos.model import SAM2Model
 
 SERVER = Path(__file__).parent / "rtsp_server.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -206,9 +204,7 @@ def test_rtsp_survives_the_server_restarting(rtsp):
 
 @pytest.mark.slow
 def test_vos_live_tracks_an_rtsp_stream_and_reports(rtsp, tmp_path, capsys):
-    model = SAM2Model(tiny_config(image_size=64)).eval()
-    model.load_state_dict(random_state_dict(model.state_dict(), seed=3))
-    set_presence(model, 2.0)
+    model = tiny_tracking_model()
     checkpoint = save_model(model, tmp_path / "tiny.pt")
     out = tmp_path / "live.mp4"
     code = main(["live", rtsp.url("viewer:secret@"), "--checkpoint", str(checkpoint), "--point", "160,120",

@@ -11,22 +11,19 @@ import av
 import numpy as np
 import pytest
 import supervision as sv
-import torch
 from PIL import Image
 
 from evaluation.davis import evaluate_sequence
 from evaluation.masks import read_index_png
 from evaluation.sav import evaluate_video
-from oracle_free import random_state_dict, set_presence
 from streams import FrameFolder, SourceError, VideoFile
 from streams.masks import PaletteMaskWriter, PerObjectMaskWriter, davis_palette, write_palette_png
 from streams.overlay import OverlayVideoWriter
-from tiny import tiny_config
+from tiny import tiny_tracking_model
 from videos import moving_shapes, write_jpegs
 from vos import DEFAULT_WEIGHTS
 from vos.checkpoint import save_model
 from vos.cli import main
-from vos.model import SAM2Model
 from vos.prompts import FramePrompt, Prompt, PromptError, merge_prompts, read_prompt_file
 from vos.track import track_video
 
@@ -165,9 +162,7 @@ def test_prompts_for_one_object_and_frame_merge():
 # ---------------------------------------------------------------- track
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    model = SAM2Model(tiny_config(image_size=64)).eval()
-    model.load_state_dict(random_state_dict(model.state_dict(), seed=3))
-    set_presence(model, 2.0)
+    model = tiny_tracking_model()
     return save_model(model, tmp_path_factory.mktemp("ckpt") / "tiny.pt")
 
 

@@ -5,13 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from oracle_free import random_state_dict, set_presence
 from streams import open_video
-from tiny import tiny_config
+from tiny import tiny_tracking_model
 from videos import moving_shapes, write_jpegs
 from vos.inference_core import TrackerSettings
 from vos.live import FrameSizeError, LiveTracker
-from vos.model import SAM2Model
 from vos.prompts import Prompt, PromptError
 from vos.sam2_compat import SAM2VideoPredictor
 from vos.video_predictor import VideoPredictor
@@ -21,10 +19,7 @@ NUM_FRAMES = 24
 
 @pytest.fixture(scope="module")
 def model():
-    model = SAM2Model(tiny_config(image_size=64)).eval()
-    model.load_state_dict(random_state_dict(model.state_dict(), seed=3))
-    set_presence(model, 2.0)
-    return model
+    return tiny_tracking_model()
 
 
 @pytest.fixture(scope="module")

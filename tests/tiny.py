@@ -13,3 +13,15 @@ def tiny_config(image_size: int = 64, **changes) -> ModelConfig:
         memory_attention_layers=2, memory_attention_ffn=64, fuser_layers=1, decoder_heads=2, decoder_mlp_dim=64,
         **changes,
     )
+
+
+def tiny_tracking_model():
+    """The tiny config at 64 px with random weights whose objects are judged present: masks that move
+    with the input, for tests of the tracking machinery."""
+    from oracle_free import random_state_dict, set_presence
+    from vos.model import SAM2Model
+
+    model = SAM2Model(tiny_config(image_size=64)).eval()
+    model.load_state_dict(random_state_dict(model.state_dict(), seed=3))
+    set_presence(model, 2.0)
+    return model

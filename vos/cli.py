@@ -36,26 +36,32 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.predictions is None and args.checkpoint is None:
         raise ValueError("give --checkpoint to run a model, or --predictions to score existing masks")
-    if args.predictions is None and args.dataset != "davis":
-        raise ValueError("running a model is implemented for --dataset davis; score SA-V masks with --predictions")
     root = Path(args.root)
     out = Path(args.out or args.predictions or "vos-eval")
-    if args.dataset == "davis":
-        gt = root / "Annotations" / "480p" if (root / "Annotations" / "480p").is_dir() else root
-    else:
-        gt = root
+    gt = root
+    if args.dataset == "davis" and (root / "Annotations").is_dir():
+        from evaluation.inference import dataset_dirs
+
+        gt = dataset_dirs(root)[1]
     names = read_sequence_list(Path(args.split)) if args.split else sorted(p.name for p in gt.iterdir() if p.is_dir())
     shard = distributed.setup(args.device)
     try:
         mine = shard.take(names)
         predictions = Path(args.predictions) if args.predictions else out / "masks"
         if args.predictions is None:
-            from evaluation.inference import predict_davis
+            from evaluation.inference import predict_davis, predict_sav
 
             from . import load_model
 
             model = load_model(args.checkpoint, image_size=args.image_size, device=shard.device)
-            predict_davis(model, root, predictions, mine, progress=shard.is_main)
+            if args.dataset == "davis":
+                predict_davis(model, root, predictions, mine, progress=shard.is_main, later_objects=args.track_later_objects)
+            else:
+                if args.images is None:
+                    raise ValueError("--dataset sav with --checkpoint needs --images, the folder of JPEG frame folders "
+                                     "(JPEGImages_24fps), next to --root (Annotations_6fps)")
+                predict_sav(model, Path(args.images), root, predictions, mine, progress=shard.is_main,
+                            later_objects=args.track_later_objects)
         score = evaluate_davis if args.dataset == "davis" else evaluate_sav
         objects = score(gt, predictions, mine, args.processes, progress=shard.is_main).objects
         gathered = shard.gather(objects)
@@ -243,16 +249,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=["davis", "sav"], required=True,
                    help="davis: palette PNG per frame, first/last frame not scored; sav: binary PNG per object")
     p.add_argument("--root", required=True,
-                   help="ground truth: a DAVIS root (with Annotations/480p) or an annotation folder of sequences")
+                   help="ground truth: a DAVIS root (with Annotations/480p), a YouTube-VOS-style root (JPEGImages, "
+                   "Annotations), or an annotation folder of sequences (for SA-V: Annotations_6fps)")
     p.add_argument("--checkpoint", help="run this model over the dataset first (official evaluation defaults: masks "
                    "of the first frame, forward propagation, non-overlapping objects); masks go to OUT/masks, and "
                    "sequences already there are scored, not recomputed")
     p.add_argument("--predictions", help="score the masks in this folder instead of running a model")
+    p.add_argument("--images", help="SA-V only: the folder of frame folders (JPEGImages_24fps) to run the model on")
     p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--split", help="ImageSets text file listing the sequences to score (default: all folders)")
     p.add_argument("--out", help="where to write the CSV files and the plot (default: the predictions folder, or vos-eval)")
     p.add_argument("--processes", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--track-later-objects", action="store_true",
+                   help="objects first annotated after the first frame (YouTube-VOS, LVOS) are tracked from their "
+                   "first annotated frame and are empty before it (the official --track_object_appearing_later_in_video)")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser(

@@ -163,13 +163,20 @@ class VideoPredictor:
                 raise PromptError(f"object {obj_id} has no prompted frame: add clicks, a box or a mask first")
 
     def propagate(
-        self, start_frame: int | None = None, max_frames: int | None = None, reverse: bool = False
+        self,
+        start_frame: int | None = None,
+        max_frames: int | None = None,
+        reverse: bool = False,
+        from_first_prompt: bool = False,
     ) -> Iterator[FrameResult]:
         """Track every object frame by frame and yield each frame's result.
 
         Starts at ``start_frame`` (default: the earliest prompted frame) and covers up to ``max_frames``
         frames after it (default: to the end, or to frame 0 when ``reverse``). Frames where an object has
-        a prompt or a correction keep that result.
+        a prompt or a correction keep that result. With ``from_first_prompt``, an object is tracked only
+        once the propagation has passed its first prompted frame (its last, going backward) and is empty
+        before: objects that appear later in the video (YouTube-VOS, LVOS) are not searched for in frames
+        before they appear, as SAM 2's per-object evaluation does.
         """
         if not self._objects:
             raise PromptError("no objects to track: add clicks, a box or a mask first")
@@ -183,7 +190,7 @@ class VideoPredictor:
         else:
             order = range(start_frame, min(start_frame + limit, self.num_frames - 1) + 1)
         for frame_idx in order:
-            yield self._step(frame_idx, reverse)
+            yield self._step(frame_idx, reverse, from_first_prompt)
 
     def propagate_both(self, start_frame: int | None = None) -> Iterator[FrameResult]:
         """Forward from ``start_frame`` (default: earliest prompt) to the end, then backward to frame 0."""
@@ -197,15 +204,20 @@ class VideoPredictor:
     def _first_prompted_frame(self) -> int:
         return min(min(o.bank.prompted_frames) for o in self._objects.values())
 
-    def _step(self, frame_idx: int, reverse: bool) -> FrameResult:
-        to_track = [obj for obj in self._objects.values() if frame_idx not in obj.inputs]
+    def _step(self, frame_idx: int, reverse: bool, from_first_prompt: bool = False) -> FrameResult:
+        def started(obj: _Object) -> bool:
+            if not from_first_prompt:
+                return True
+            return frame_idx <= max(obj.inputs) if reverse else frame_idx >= min(obj.inputs)
+
+        to_track = [obj for obj in self._objects.values() if frame_idx not in obj.inputs and started(obj)]
         if to_track:
             frame = self._frame(frame_idx)
             outputs = self.core.track(frame, [o.bank for o in to_track], reverse, self.num_frames)
             for obj, out in zip(to_track, outputs):
                 out.remember(obj.bank, frame_idx)
                 obj.outputs[frame_idx] = (out.logits.to(self._storage), out.object_score)
-        for obj in self._objects.values():
+        for obj in filter(started, self._objects.values()):
             obj.tracked[frame_idx] = reverse
             if not self.settings.keep_history:
                 self._forget(obj, frame_idx, reverse)
