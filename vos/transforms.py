@@ -15,18 +15,24 @@ PIXEL_STD = (0.229, 0.224, 0.225)
 def preprocess(image: np.ndarray | torch.Tensor, size: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """``(H, W, 3)`` RGB ``uint8`` -> ``(1, 3, size, size)`` normalised float32.
 
-    The frame is squashed to a square as SAM 2 does (no padding), with antialiased bicubic resampling
-    rounded back to 8 bits. This is close to PIL's resize that the official folder loader uses (mean
-    difference about 0.1 grey levels, a few at most: PIL's cubic kernel is slightly softer).
+    The frame is squashed to a square as SAM 2 does (no padding), with antialiased bicubic resampling in
+    8 bits (torch's uint8 kernel, about 8x faster than resampling floats and rounding, and within one grey
+    level of it). This is close to PIL's resize that the official folder loader uses (mean difference
+    about 0.2 grey levels, a few at edges: PIL's cubic kernel is slightly softer).
     """
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"expected an (H, W, 3) RGB image, got shape {tuple(image.shape)}")
     if isinstance(image, np.ndarray) and not image.flags.writeable:
         image = image.copy()  # torch cannot wrap read-only memory (decoded frames often are)
-    x = torch.as_tensor(image).to(device).permute(2, 0, 1)[None].float()
+    x = torch.as_tensor(image).to(device).permute(2, 0, 1)[None]
     if x.shape[-2:] != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False, antialias=True)
-        x = x.round().clamp(0, 255)
+        if x.dtype == torch.uint8 and x.device.type == "cpu":
+            x = F.interpolate(x.contiguous(memory_format=torch.channels_last), size=(size, size), mode="bicubic",
+                              align_corners=False, antialias=True)
+        else:
+            x = F.interpolate(x.float(), size=(size, size), mode="bicubic", align_corners=False, antialias=True)
+            x = x.round().clamp(0, 255)
+    x = x.float().contiguous()
     mean = torch.tensor(PIXEL_MEAN, device=x.device).reshape(1, 3, 1, 1)
     std = torch.tensor(PIXEL_STD, device=x.device).reshape(1, 3, 1, 1)
     return (x / 255.0 - mean) / std

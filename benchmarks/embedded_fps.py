@@ -1,0 +1,125 @@
+"""End-to-end speed of the embedded model on CPU: frames per second from a video file to masks at video
+resolution, for one object and for eight, with the time per stage.
+
+Runs the offline predictor over ``../shared/data/videos/bedroom.mp4`` (960x540): decoding, the image
+encoder, memory attention, the decoder, the memory encoder, and the masks at video resolution (what
+``FrameResult.masks`` hands to a sink). Writes ``benchmarks/results/embedded_fps.{json,md}``.
+
+    python benchmarks/embedded_fps.py [--frames 200] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+VIDEO = ROOT.parent / "shared" / "data" / "videos" / "bedroom.mp4"
+
+STAGES = {
+    "image encoder": "encode_image",
+    "memory attention": "condition_on_memory",
+    "decoder": "predict_masks",
+    "memory encoder": "encode_memory",
+}
+
+
+def timed_model(model, totals: dict[str, float]):
+    """Wrap the model's per-frame calls to add their wall time to ``totals``."""
+    for stage, name in STAGES.items():
+        original = getattr(model, name)
+
+        def wrapper(*args, _original=original, _stage=stage, **kwargs):
+            t0 = time.perf_counter()
+            out = _original(*args, **kwargs)
+            totals[_stage] += time.perf_counter() - t0
+            return out
+
+        setattr(model, name, wrapper)
+    return model
+
+
+def run(model, num_objects: int, frames: int) -> dict:
+    from streams import VideoFile
+    from vos import TrackerSettings, VideoPredictor
+
+    totals: dict[str, float] = defaultdict(float)
+    timed_model(model, totals)
+    video = VideoFile(VIDEO)
+    h, w = video.size
+    predictor = VideoPredictor(model, video, TrackerSettings.official(keep_history=False))
+    for i in range(num_objects):  # clicks spread over the frame
+        x, y = w * (0.2 + 0.6 * (i % 4) / 3), h * (0.3 + 0.4 * (i // 4))
+        predictor.add_points(0, i + 1, [[x, y]])
+    for k in STAGES:
+        totals[k] = 0.0
+    t0 = time.perf_counter()
+    done = 0
+    for result in predictor.propagate(0, max_frames=frames - 1):
+        _ = result.masks  # masks at video resolution, as a sink receives them
+        done += 1
+    seconds = time.perf_counter() - t0
+    predictor.close()
+    staged = sum(totals.values())
+    return {
+        "objects": num_objects,
+        "frames": done,
+        "seconds": seconds,
+        "fps": done / seconds,
+        "ms_per_frame": {**{k: 1000 * v / done for k, v in totals.items()},
+                         "decode, resize and masks": 1000 * (seconds - staged) / done},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--checkpoint", default=None, help="default: the embedded model")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    import vos
+
+    rows = []
+    for objects in (1, 8):
+        model = vos.load_model(args.checkpoint)
+        run(model, objects, 8)  # warm-up
+        rows.append(run(vos.load_model(args.checkpoint), objects, args.frames))
+    result = {
+        "model": vos.load_model(args.checkpoint).config.name,
+        "image_size": vos.load_model(args.checkpoint).config.image_size,
+        "video": f"{VIDEO.name} (960x540)",
+        "threads": args.threads,
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "runs": rows,
+        "eight_over_one": rows[0]["fps"] / rows[1]["fps"],
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "embedded_fps.json").write_text(json.dumps(result, indent=1))
+    stages = list(rows[0]["ms_per_frame"])
+    lines = [
+        f"# Embedded model speed ({result['model']}, {result['image_size']} px) on CPU",
+        "",
+        f"Offline predictor over {args.frames} frames of {result['video']}, {args.threads} threads, torch "
+        f"{torch.__version__}; from the video file to masks at video resolution.",
+        "",
+        "| objects | fps | " + " | ".join(f"{s} (ms)" for s in stages) + " |",
+        "|---|---|" + "---|" * len(stages),
+    ]
+    for r in rows:
+        lines.append(f"| {r['objects']} | {r['fps']:.1f} | " + " | ".join(f"{r['ms_per_frame'][s]:.1f}" for s in stages) + " |")
+    lines += ["", f"8 objects cost {result['eight_over_one']:.2f}x the time of one."]
+    (args.out / "embedded_fps.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
