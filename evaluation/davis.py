@@ -9,11 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from . import statistics
 from .masks import frame_pngs, read_index_png, read_prediction
-from .metrics import boundary_f, region_similarity
+from .metrics import boundary_f, region_similarity, support_box, tolerance_pixels
 
 
 @dataclass
@@ -60,6 +61,12 @@ def evaluate_sequence(gt_dir: Path, pred_dir: Path, threads: int = 2) -> list[Ob
         gt = read_index_png(gt_file)
         gt[gt == 255] = 0  # void counts as background in the semi-supervised task
         pred = _read_prediction(pred_dir / gt_file.name, shape)
+        # Everything below happens inside the box around both masks, grown so that boundaries and
+        # their dilations there equal those of the whole frame (see metrics.support_box).
+        window = support_box(cv2.bitwise_or(gt, pred), tolerance_pixels(*shape))
+        if window is None:
+            return [1.0] * num_objects, [1.0] * num_objects
+        gt, pred = gt[window], pred[window]
         surplus = int(pred.max(initial=0))
         if surplus > num_objects:
             raise ValueError(
@@ -70,7 +77,7 @@ def evaluate_sequence(gt_dir: Path, pred_dir: Path, threads: int = 2) -> list[Ob
         for k in range(1, num_objects + 1):
             g, p = (gt == k)[None], (pred == k)[None]
             j.append(region_similarity(g, p)[0])
-            f.append(boundary_f(g, p)[0])
+            f.append(boundary_f(g, p, radius=tolerance_pixels(*shape))[0])
         return j, f
 
     with ThreadPoolExecutor(max(threads, 1)) as pool:

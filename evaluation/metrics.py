@@ -51,11 +51,15 @@ def boundary_map(mask: np.ndarray) -> np.ndarray:
 
 
 def boundary_f(
-    gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None, bound_th: float = 0.008
+    gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None, bound_th: float = 0.008,
+    radius: int | None = None,
 ) -> np.ndarray:
-    """F: harmonic mean of boundary precision and recall within a tolerance disk, per frame."""
+    """F: harmonic mean of boundary precision and recall within a tolerance disk, per frame. The disk's
+    ``radius`` follows from ``bound_th`` and the frame size unless given (for masks cropped from a
+    larger frame by :func:`support_box`)."""
     t, h, w = gt.shape
-    radius = tolerance_pixels(h, w, bound_th)
+    if radius is None:
+        radius = tolerance_pixels(h, w, bound_th)
     kernel = disk(radius)
     out = np.empty(t, dtype=np.float64)
     keep = None if void is None else ~void.astype(bool, copy=False)
@@ -63,7 +67,7 @@ def boundary_f(
         g, p = gt[i].astype(bool, copy=False), pred[i].astype(bool, copy=False)
         if keep is not None:
             g, p = g & keep[i], p & keep[i]
-        window = _support(g | p, radius)
+        window = support_box(g | p, radius)
         if window is None:  # both empty
             out[i] = 1.0
             continue
@@ -71,17 +75,18 @@ def boundary_f(
     return out
 
 
-def _support(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
-    """The bounding box of ``mask`` grown by ``margin + 2`` pixels (clipped to the image), or ``None``
-    when it is empty. Boundaries and their dilations computed inside it equal those of the whole
-    image there: the box keeps two empty rows and columns around the masks unless it meets the image
-    edge, where it keeps the edge itself, and every boundary pixel a dilation can reach is inside."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+def support_box(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
+    """The bounding box of the non-zero pixels of ``mask`` grown by ``margin + 2`` pixels (clipped to the
+    image), or ``None`` when there are none. Boundaries and their dilations computed inside it equal those
+    of the whole image there: the box keeps two empty rows and columns around the masks unless it meets
+    the image edge, where it keeps the edge itself, and every boundary pixel a dilation can reach is
+    inside. A box found inside such a box is the same as one found in the whole image."""
+    x, y, bw, bh = cv2.boundingRect(mask.astype(np.uint8, copy=False))
+    if bw == 0:
         return None
     m = margin + 2
     h, w = mask.shape
-    return slice(max(rows[0] - m, 0), min(rows[-1] + m + 1, h)), slice(max(cols[0] - m, 0), min(cols[-1] + m + 1, w))
+    return slice(max(y - m, 0), min(y + bh + m, h)), slice(max(x - m, 0), min(x + bw + m, w))
 
 
 def _f_measure(gt_b: np.ndarray, pred_b: np.ndarray, kernel: np.ndarray) -> float:
