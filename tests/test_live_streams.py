@@ -215,3 +215,31 @@ def test_vos_live_tracks_an_rtsp_stream_and_reports(rtsp, tmp_path, capsys):
     assert "done: 40 frames" in printed and "latency median" in printed and "dropped" in printed
     with av.open(str(out)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 40
+
+
+@pytest.mark.slow
+def test_live_tracking_goes_on_through_a_server_restart(rtsp):
+    """The tracker keeps running while the camera restarts: frames after the gap are tracked too, and
+    the report has the reconnection and its gap."""
+    import threading
+
+    from vos.live_job import run_live
+    from vos.prompts import FramePrompt, Prompt
+
+    stream = NetworkStream(rtsp.url(), read_timeout=2, backoff=Backoff(initial=0.2, maximum=1.0))
+
+    def restart():
+        time.sleep(1.5)
+        rtsp.stop()
+        time.sleep(1.0)
+        rtsp.start()
+
+    restarter = threading.Thread(target=restart)
+    restarter.start()
+    with stream:
+        report = run_live(tiny_tracking_model(), stream, [FramePrompt(0, 1, Prompt.make(points=[[160, 120]]))],
+                          show=False, max_frames=150, log=lambda m: None)
+    restarter.join()
+    assert report.frames == 150
+    assert report.reconnects >= 1 and report.gaps and report.gaps[0] >= 1.0
+    assert report.latency(0.5) < 1.0
