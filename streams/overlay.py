@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import supervision as sv
 
+from .masks import davis_palette
+
 _CODECS = ("libx264", "h264", "libopenh264", "mpeg4")
 
 
@@ -30,13 +32,17 @@ def _codec() -> str:
 
 
 class Annotator:
-    """Draws masks, boxes and ``#id`` labels, coloured by object id, on RGB ``uint8`` frames."""
+    """Draws masks, boxes and ``#id`` labels on RGB ``uint8`` frames, each object in the colour its id has
+    in the DAVIS palette, as in the mask PNGs."""
 
     def __init__(self, opacity: float = 0.5) -> None:
         lookup = sv.ColorLookup.TRACK
-        self.masks = sv.MaskAnnotator(opacity=opacity, color_lookup=lookup)
-        self.boxes = sv.BoxAnnotator(thickness=2, color_lookup=lookup)
-        self.labels = sv.LabelAnnotator(color_lookup=lookup, text_scale=0.5, text_padding=4)
+        rgb = davis_palette()
+        palette = sv.ColorPalette([sv.Color(*rgb[3 * i : 3 * i + 3]) for i in range(256)])
+        self.masks = sv.MaskAnnotator(color=palette, opacity=opacity, color_lookup=lookup)
+        self.boxes = sv.BoxAnnotator(color=palette, thickness=2, color_lookup=lookup)
+        self.labels = sv.LabelAnnotator(color=palette, color_lookup=lookup, text_scale=0.5, text_padding=4,
+                                        text_position=sv.Position.CENTER_OF_MASS)
 
     def __call__(self, image: np.ndarray, detections: sv.Detections) -> np.ndarray:
         if len(detections) == 0:
