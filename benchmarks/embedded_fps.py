@@ -18,31 +18,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+from stage_timer import STAGES, time_stages
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO = ROOT.parent / "shared" / "data" / "videos" / "bedroom.mp4"
 
-STAGES = {
-    "image encoder": "encode_image",
-    "memory attention": "condition_on_memory",
-    "decoder": "predict_masks",
-    "memory encoder": "encode_memory",
-}
-
-
-def timed_model(model, totals: dict[str, float]):
-    """Wrap the model's per-frame calls to add their wall time to ``totals``."""
-    for stage, name in STAGES.items():
-        original = getattr(model, name)
-
-        def wrapper(*args, _original=original, _stage=stage, **kwargs):
-            t0 = time.perf_counter()
-            out = _original(*args, **kwargs)
-            totals[_stage] += time.perf_counter() - t0
-            return out
-
-        setattr(model, name, wrapper)
-    return model
 
 
 def run(model, num_objects: int, frames: int) -> dict:
@@ -50,7 +30,7 @@ def run(model, num_objects: int, frames: int) -> dict:
     from vos import TrackerSettings, VideoPredictor
 
     totals: dict[str, float] = defaultdict(float)
-    timed_model(model, totals)
+    time_stages(model, totals)
     video = VideoFile(VIDEO)
     h, w = video.size
     predictor = VideoPredictor(model, video, TrackerSettings.official(keep_history=False))

@@ -29,12 +29,11 @@ from pathlib import Path
 
 import cv2
 import torch
+from stage_timer import STAGES, time_stages
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO = ROOT.parent / "shared" / "data" / "videos" / "bedroom.mp4"
 YAML = {"sam2.1_hiera_tiny": "t", "sam2.1_hiera_small": "s", "sam2.1_hiera_base_plus": "b+", "sam2.1_hiera_large": "l"}
-STAGES = {"image encoder": "encode_image", "memory attention": "condition_on_memory",
-          "decoder": "predict_masks", "memory encoder": "encode_memory"}
 
 
 def clicks(num_objects: int, w: int, h: int) -> list[tuple[float, float]]:
@@ -67,16 +66,7 @@ def run_vos(config: str, size: int, objects: int, folder: Path, warmup: int) -> 
 
     model = build_model(get_config(config).replace(image_size=size), weights(config, size))
     totals: dict[str, float] = defaultdict(float)
-    for stage, name in STAGES.items():
-        original = getattr(model, name)
-
-        def wrapper(*args, _original=original, _stage=stage, **kwargs):
-            t0 = time.perf_counter()
-            out = _original(*args, **kwargs)
-            totals[_stage] += time.perf_counter() - t0
-            return out
-
-        setattr(model, name, wrapper)
+    time_stages(model, totals)
     predictor = VideoPredictor(model, folder, TrackerSettings())
     h, w = predictor.video_size
     for i, (x, y) in enumerate(clicks(objects, w, h)):
