@@ -195,3 +195,21 @@ def test_vos_train_command_fine_tunes_a_checkpoint_and_validates(tmp_path, capsy
     assert (out / "validation" / "step0000002" / "seq0" / "00005.png").exists()
     assert main(args[:-6] + ["--steps", "3"]) == 0
     assert "resumed from" in capsys.readouterr().out
+
+
+def test_vos_train_initialises_the_trunk_from_mae_hiera_weights(tmp_path):
+    """--init-trunk takes a hiera-transformer checkpoint ({"model_state": ...}) through the converter; with
+    a zero learning rate the saved trunk is exactly the converted one."""
+    hiera = pytest.importorskip("hiera", reason="hiera-transformer is not installed")
+    from vos.config import get_config
+    from vos.hiera_convert import convert_hiera_state_dict
+
+    trunk = get_config("vos_small").trunk
+    reference = hiera.Hiera(embed_dim=trunk.embed_dim, num_heads=trunk.num_heads, stages=trunk.stages)
+    torch.save({"model_state": reference.state_dict()}, tmp_path / "mae.pth")
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--init-trunk", str(tmp_path / "mae.pth"), "--steps", "1", "--lr", "0",
+                 "--num-frames", "2", "--threads", "1"]) == 0
+    state, _ = read_checkpoint(out / "model.pt")
+    for key, value in convert_hiera_state_dict(reference.state_dict(), trunk).items():
+        torch.testing.assert_close(state[f"image_encoder.trunk.{key}"], value, rtol=0, atol=0, msg=key)
