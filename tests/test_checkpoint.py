@@ -115,6 +115,25 @@ def test_save_model_round_trips_config_and_weights(tmp_path):
         assert torch.equal(a, b), k
 
 
+def test_half_precision_weights_load_into_a_float32_model(tmp_path):
+    model = vos.build_model(tiny_config())
+    full = vos.save_model(model, tmp_path / "full.pt")
+    half = vos.save_model(model, tmp_path / "half.pt", dtype=torch.float16)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded = vos.load_model(half)
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert b.dtype == a.dtype, k
+        torch.testing.assert_close(b, a.half().to(a.dtype), rtol=0, atol=0, msg=k)
+
+
+def test_the_embedded_model_loads_by_default():
+    if not vos.DEFAULT_WEIGHTS.exists():
+        pytest.skip("the embedded weights are not in this checkout")
+    model = vos.load_model()
+    assert model.config.name == "vos_small" and not model.training
+    assert vos.DEFAULT_WEIGHTS.stat().st_size <= 25 * 2**20
+
+
 def test_bare_state_dict_of_custom_model_needs_its_config(tmp_path):
     model = vos.build_model(tiny_config())
     path = tmp_path / "bare.pt"

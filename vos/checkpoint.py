@@ -126,15 +126,20 @@ def _unpack(data: Any, path: Path) -> tuple[dict[str, torch.Tensor], ModelConfig
     return state_dict, config
 
 
-def save_model(model: SAM2Model, path: str | os.PathLike) -> Path:
-    """Write ``model`` in vos's format (config + weights), atomically: a crash leaves no partial file."""
+def save_model(model: SAM2Model, path: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+    """Write ``model`` in vos's format (config + weights), atomically: a crash leaves no partial file.
+    ``dtype`` (e.g. ``torch.float16``) stores floating-point weights at that precision, half the size;
+    they are loaded back into a float32 model."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in weights.items()}
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "config": model.config.to_dict(),
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model": weights,
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
