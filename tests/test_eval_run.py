@@ -88,10 +88,11 @@ def test_eval_runs_the_model_writes_masks_and_resumes(dataset, tmp_path, capsys)
     assert (out / "global_results-val.csv").read_text() == csv
 
 
-def test_eval_without_model_or_predictions_is_an_error(dataset, tmp_path, capsys):
+def test_eval_without_a_checkpoint_runs_the_embedded_model(dataset, tmp_path, capsys):
     root, _ = dataset
-    assert main(["eval", "--dataset", "davis", "--root", str(root)]) == 2
-    assert "give --checkpoint" in capsys.readouterr().err
+    assert main(["eval", "--dataset", "davis", "--root", str(root), "--out", str(tmp_path / "run"), "--processes", "1"]) == 0
+    assert "GLOBAL" in capsys.readouterr().out
+    assert len(list((tmp_path / "run" / "masks" / "car").glob("*.png"))) == 6
 
 
 @pytest.mark.slow

@@ -34,8 +34,6 @@ def _eval(args: argparse.Namespace) -> int:
     from evaluation.benchmark import Report, evaluate_davis, evaluate_sav
     from evaluation.davis import read_sequence_list
 
-    if args.predictions is None and args.checkpoint is None:
-        raise ValueError("give --checkpoint to run a model, or --predictions to score existing masks")
     root = Path(args.root)
     out = Path(args.out or args.predictions or "vos-eval")
     gt = root
@@ -251,9 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", required=True,
                    help="ground truth: a DAVIS root (with Annotations/480p), a YouTube-VOS-style root (JPEGImages, "
                    "Annotations), or an annotation folder of sequences (for SA-V: Annotations_6fps)")
-    p.add_argument("--checkpoint", help="run this model over the dataset first (official evaluation defaults: masks "
-                   "of the first frame, forward propagation, non-overlapping objects); masks go to OUT/masks, and "
-                   "sequences already there are scored, not recomputed")
+    p.add_argument("--checkpoint", help="the model to run over the dataset (default: the embedded vos model) with the "
+                   "official evaluation defaults (masks of the first frame, forward propagation, non-overlapping "
+                   "objects); masks go to OUT/masks, and sequences already there are scored, not recomputed")
     p.add_argument("--predictions", help="score the masks in this folder instead of running a model")
     p.add_argument("--images", help="SA-V only: the folder of frame folders (JPEGImages_24fps) to run the model on")
     p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
