@@ -127,8 +127,6 @@ def test_half_precision_weights_load_into_a_float32_model(tmp_path):
 
 
 def test_the_embedded_model_loads_by_default():
-    if not vos.DEFAULT_WEIGHTS.exists():
-        pytest.skip("the embedded weights are not in this checkout")
     model = vos.load_model()
     assert model.config.name == "vos_small" and not model.training
     assert vos.DEFAULT_WEIGHTS.stat().st_size <= 25 * 2**20

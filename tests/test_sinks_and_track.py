@@ -21,7 +21,6 @@ from streams.masks import PaletteMaskWriter, PerObjectMaskWriter, davis_palette,
 from streams.overlay import OverlayVideoWriter
 from tiny import tiny_tracking_model
 from videos import moving_shapes, write_jpegs
-from vos import DEFAULT_WEIGHTS
 from vos.checkpoint import save_model
 from vos.cli import main
 from vos.prompts import FramePrompt, Prompt, PromptError, merge_prompts, read_prompt_file
@@ -242,7 +241,6 @@ def test_vos_track_reports_bad_input_clearly(tiny_checkpoint, frames_dir, tmp_pa
 
 
 # ---------------------------------------------------------------- demo
-@pytest.mark.skipif(not DEFAULT_WEIGHTS.exists(), reason="the embedded weights are not in this checkout")
 def test_demo_runs_the_embedded_model_end_to_end(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "a"), "--frames", "8"]) == 0
     printed = capsys.readouterr().out
