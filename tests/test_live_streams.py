@@ -243,3 +243,8 @@ def test_live_tracking_goes_on_through_a_server_restart(rtsp):
     assert report.frames == 150
     assert report.reconnects >= 1 and report.gaps and report.gaps[0] >= 1.0
     assert report.latency(0.5) < 1.0
+
+
+def test_vos_live_refuses_a_transport_for_a_webcam(capsys):
+    assert main(["live", "0", "--point", "1,1", "--transport", "udp"]) == 2
+    assert "--transport is for network streams, not '0'" in capsys.readouterr().err

@@ -189,6 +189,7 @@ def _track(args: argparse.Namespace) -> int:
 
 def _live(args: argparse.Namespace) -> int:
     from streams import Backoff, open_live
+    from streams.network import is_network_url
 
     from . import load_model
     from .live_job import run_live
@@ -198,6 +199,8 @@ def _live(args: argparse.Namespace) -> int:
     log = lambda message: print(message, flush=True)  # noqa: E731
     options = {"backoff": Backoff(max_attempts=args.max_reconnects), "on_event": log}
     if args.transport:
+        if not is_network_url(args.source):
+            raise ValueError(f"--transport is for network streams, not {args.source!r}")
         options["transport"] = args.transport
     with open_live(args.source, **options) as source:
         log(f"reading {getattr(source, 'name', args.source)}: {source.size[1]}x{source.size[0]}"
