@@ -126,10 +126,13 @@ def _unpack(data: Any, path: Path) -> tuple[dict[str, torch.Tensor], ModelConfig
     return state_dict, config
 
 
-def save_model(model: SAM2Model, path: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+def save_model(
+    model: SAM2Model, path: str | os.PathLike, dtype: torch.dtype | None = None, extra: dict[str, Any] | None = None
+) -> Path:
     """Write ``model`` in vos's format (config + weights), atomically: a crash leaves no partial file.
     ``dtype`` (e.g. ``torch.float16``) stores floating-point weights at that precision, half the size;
-    they are loaded back into a float32 model."""
+    they are loaded back into a float32 model. ``extra`` entries (a trainer's optimiser state and step)
+    are stored beside them."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -140,6 +143,7 @@ def save_model(model: SAM2Model, path: str | os.PathLike, dtype: torch.dtype | N
         "format_version": FORMAT_VERSION,
         "config": model.config.to_dict(),
         "model": weights,
+        **(extra or {}),
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

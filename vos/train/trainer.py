@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import FORMAT, save_model
+from ..checkpoint import save_model
 from ..model import SAM2Model
 from .clips import ClipSampler
 from .rollout import PromptSimulation, rollout
@@ -89,21 +87,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save(self) -> Path:
-        self.out.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "format": FORMAT,
-            "format_version": 1,
-            "config": self.model.config.to_dict(),
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+        path = save_model(self.model, self.out / "last.pt", extra={
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
             "settings": asdict(self.settings),
-        }
-        path = self.out / "last.pt"
-        fd, tmp = tempfile.mkstemp(dir=self.out, prefix=".last.pt.", suffix=".tmp")
-        os.close(fd)
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
+        })
         save_model(self.model, self.out / "model.pt")
         return path
 
