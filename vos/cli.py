@@ -228,6 +228,25 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_prompt_options(p: argparse.ArgumentParser, live: bool) -> None:
+    """The prompt and model options of 'vos track' and 'vos live' (live prompts are for the first frame)."""
+    where = "on the first frame" if live else "in video pixels"
+    p.add_argument("--obj", type=int, default=1, help="object id for the prompts that follow (default 1)")
+    p.add_argument("--frame", type=int, default=0,
+                   help=argparse.SUPPRESS if live else "frame index for the prompts that follow (default 0)")
+    p.add_argument("--point", action=_PromptAction, metavar="X,Y[,LABEL]",
+                   help=f"a click {where}; LABEL 1 = object (default), 0 = background; repeatable")
+    p.add_argument("--box", action=_PromptAction, metavar="X1,Y1,X2,Y2", help=f"a box {where}")
+    p.add_argument("--mask", action=_PromptAction, metavar="PNG",
+                   help="a mask PNG" + (" for the first frame" if live else "") + ", the size of the video (pixels "
+                   "equal to --obj in an index PNG, else non-zero)")
+    p.add_argument("--prompts", metavar="JSON", help="prompts from a JSON file" + (" (frame 0 only)" if live else "")
+                   + ": [{\"frame\": 0, \"obj_id\": 1, \"points\": [[x, y]], \"labels\": [1], "
+                   "\"box\": [x1, y1, x2, y2], \"mask\": \"m.png\"}, ...]")
+    p.add_argument("--checkpoint", help="model checkpoint (file or official name); default: the embedded vos model")
+    p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vos", description="Video object segmentation and tracking (SAM 2 compatible).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -275,17 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
         "frame to the end, then backward to frame 0. Writes OUT/overlay.mp4 and OUT/masks/.",
     )
     p.add_argument("input", help="a video file or a folder of frames (sorted numerically)")
-    p.add_argument("--obj", type=int, default=1, help="object id for the prompts that follow (default 1)")
-    p.add_argument("--frame", type=int, default=0, help="frame index for the prompts that follow (default 0)")
-    p.add_argument("--point", action=_PromptAction, metavar="X,Y[,LABEL]",
-                   help="a click in video pixels; LABEL 1 = object (default), 0 = background; repeatable")
-    p.add_argument("--box", action=_PromptAction, metavar="X1,Y1,X2,Y2", help="a box in video pixels")
-    p.add_argument("--mask", action=_PromptAction, metavar="PNG",
-                   help="a mask PNG the size of the video (pixels equal to --obj in an index PNG, else non-zero)")
-    p.add_argument("--prompts", metavar="JSON", help="prompts from a JSON file: [{\"frame\": 0, \"obj_id\": 1, "
-                   "\"points\": [[x, y]], \"labels\": [1], \"box\": [x1, y1, x2, y2], \"mask\": \"m.png\"}, ...]")
-    p.add_argument("--checkpoint", help="model checkpoint (file or official name); default: the embedded vos model")
-    p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
+    _add_prompt_options(p, live=False)
     p.add_argument("--out", help="output folder (default vos-out/<input name>)")
     p.add_argument("--masks", choices=["davis", "sav", "none"], default="davis",
                    help="davis: one palette PNG per frame (object id as index); sav: one binary PNG per object and frame")
@@ -302,14 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         "every second; Ctrl-C (or q in the window) stops and closes the files.",
     )
     p.add_argument("source", help="webcam index (0), device path (/dev/video0) or stream URL (rtsp://...)")
-    p.add_argument("--obj", type=int, default=1, help="object id for the prompts that follow (default 1)")
-    p.add_argument("--frame", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("--point", action=_PromptAction, metavar="X,Y[,LABEL]", help="a click on the first frame; repeatable")
-    p.add_argument("--box", action=_PromptAction, metavar="X1,Y1,X2,Y2", help="a box on the first frame")
-    p.add_argument("--mask", action=_PromptAction, metavar="PNG", help="a mask PNG for the first frame")
-    p.add_argument("--prompts", metavar="JSON", help="prompts from a JSON file (frame 0 only)")
-    p.add_argument("--checkpoint", help="model checkpoint (file or official name); default: the embedded vos model")
-    p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
+    _add_prompt_options(p, live=True)
     p.add_argument("--out", help="write the overlay video to this file (e.g. live.mp4)")
     p.add_argument("--no-window", action="store_true", help="never open a window (default: one when a display exists)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many tracked frames")
