@@ -7,6 +7,7 @@ import torch
 from oracle import random_state_dict
 from vos.hiera import Hiera, HieraConfig
 from vos.hiera_convert import convert_hiera_state_dict
+from vos.kernels import use_packed_kernels
 
 hiera = pytest.importorskip("hiera", reason="hiera-transformer is not installed")
 
@@ -21,7 +22,7 @@ def test_converted_trunk_matches_hiera_intermediates_at_224(factory, config, rel
     torch.manual_seed(0)
     reference = getattr(hiera, factory)(pretrained=False).eval()
     reference.load_state_dict(random_state_dict(reference.state_dict(), seed=3))
-    trunk = Hiera(config).eval()
+    trunk = use_packed_kernels(Hiera(config).eval(), False)  # the same matmul kernels as the reference
     trunk.load_state_dict(convert_hiera_state_dict(reference.state_dict(), config), strict=True)
     images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(4))
     _, intermediates = reference(images, return_intermediates=True)

@@ -1,8 +1,9 @@
 """The offline predictor against the official sam2 video predictor, same random weights, frame by frame.
 
 Each scenario is a list of actions replayed on both predictors; every mask either returns (after a
-prompt and for every propagated frame) is compared. One object at a time (``batch_objects=False``) the
-results are bit-identical; batched, logits stay within 1e-3.
+prompt and for every propagated frame) is compared. One object at a time (``batch_objects=False``) and
+with PyTorch's own linear kernels the results are bit-identical; batched or on vos's packed oneDNN kernels
+(the default), logits stay within 1e-3.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from streams import open_video
 from videos import davis_clip, moving_shapes, write_jpegs
 from vos.config import get_config
 from vos.inference_core import TrackerSettings
+from vos.kernels import use_packed_kernels
 from memory import MemorySettings
 from vos.model import SAM2Model
 from vos.transforms import preprocess
@@ -31,6 +33,7 @@ def models(request):
     set_presence(official, 2.0)
     ours = SAM2Model(get_config(request.param).replace(image_size=SIZE)).eval()
     ours.load_state_dict(official.state_dict(), strict=True)
+    use_packed_kernels(ours, False)
     return official, ours
 
 
@@ -44,10 +47,11 @@ def real(tmp_path_factory, shared_dir):
     return write_jpegs(davis_clip(shared_dir, NUM_FRAMES), tmp_path_factory.mktemp("davis"))
 
 
-def _replay(official, ours, folder, actions, settings, official_attrs=None):
+def _replay(official, ours, folder, actions, settings, official_attrs=None, packed=False):
     """Run ``actions`` on both predictors; returns the list of (label, theirs, ours) logits."""
     for name, value in (official_attrs or {}).items():
         setattr(official, name, value)
+    use_packed_kernels(ours, packed)
     video = open_video(folder)
     state = official.init_state(str(folder))
     # Same input pixels on both sides (the official loader resizes with PIL, see test_transforms).
@@ -75,6 +79,7 @@ def _replay(official, ours, folder, actions, settings, official_attrs=None):
             assert [t[0] for t in theirs] == [r.frame_idx for r in mine]
             assert all(t[1] == r.obj_ids for t, r in zip(theirs, mine))
             pairs += [(f"frame {r.frame_idx} reverse={reverse}", t[2], r.logits) for t, r in zip(theirs, mine)]
+    use_packed_kernels(ours, False)
     return pairs
 
 
@@ -100,16 +105,16 @@ def _disc_mask(folder) -> np.ndarray:
     return (xx - 0.2 * w) ** 2 + (yy - 0.4 * h) ** 2 <= (h / 6) ** 2
 
 
-@pytest.mark.parametrize("history", [True, False], ids=["history", "bounded"])
+@pytest.mark.parametrize("history, packed", [(True, False), (False, False), (True, True)], ids=["history", "bounded", "packed"])
 @torch.no_grad()
-def test_clicks_on_a_real_clip(models, real, history):
+def test_clicks_on_a_real_clip(models, real, history, packed):
     official, ours = models
     actions = [
         _click(0, 1, [[120, 70]], [1]),
         _click(0, 1, [[120, 70], [40, 30]], [1, 0]),
         ("propagate", None, None, False),
     ]
-    _check(_replay(official, ours, real, actions, TrackerSettings(keep_history=history)), exact=True)
+    _check(_replay(official, ours, real, actions, TrackerSettings(keep_history=history), packed=packed), exact=not packed)
 
 
 @pytest.mark.parametrize("batch", [False, True], ids=["one-by-one", "batched"])
@@ -122,7 +127,7 @@ def test_clicks_box_and_mask_for_three_objects(models, synthetic, batch):
         ("mask", 0, 5, _disc_mask(synthetic)),
         ("propagate", None, None, False),
     ]
-    pairs = _replay(official, ours, synthetic, actions, TrackerSettings(batch_objects=batch))
+    pairs = _replay(official, ours, synthetic, actions, TrackerSettings(batch_objects=batch), packed=batch)
     _check(pairs, exact=not batch)
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .kernels import Linear
+
+_FUSABLE = {nn.ReLU: "relu", nn.GELU: "gelu"}
+
 
 class MLP(nn.Module):
     """A stack of ``num_layers`` linear layers with an activation between them.
@@ -23,16 +27,21 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         dims = [input_dim] + [hidden_dim] * (num_layers - 1) + [output_dim]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.layers = nn.ModuleList(Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.act = activation()
+        # ReLU and exact GELU run fused into the preceding matrix product (see kernels.Linear).
+        self.fused_act = _FUSABLE.get(activation)
         self.sigmoid_output = sigmoid_output
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < last:
-                x = self.act(x)
+            if i == last:
+                x = layer(x)
+            elif self.fused_act:
+                x = layer(x, self.fused_act)
+            else:
+                x = self.act(layer(x))
         return torch.sigmoid(x) if self.sigmoid_output else x
 
 

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from .common import MLP, LayerNorm2d
+from .kernels import Linear
 from .transformer import TwoWayTransformer
 
 
@@ -86,7 +87,7 @@ class MaskDecoder(nn.Module):
         )
         if pred_obj_scores:
             self.pred_obj_score_head = (
-                MLP(transformer_dim, transformer_dim, 1, 3) if pred_obj_scores_mlp else nn.Linear(transformer_dim, 1)
+                MLP(transformer_dim, transformer_dim, 1, 3) if pred_obj_scores_mlp else Linear(transformer_dim, 1)
             )
         self.dynamic_multimask_via_stability = dynamic_multimask_via_stability
         self.stability_delta = dynamic_multimask_stability_delta

@@ -9,6 +9,7 @@ import math
 import torch
 from torch import nn
 
+from .kernels import Linear
 from .position_encoding import apply_rope, axial_rope_angles
 from .transformer import Attention
 
@@ -36,11 +37,15 @@ class RoPEAttention(Attention):
         self.rope_theta = rope_theta
         self.rope_k_repeat = rope_k_repeat
         self.feat_sizes = feat_sizes
-        self._angles: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._angles: dict[tuple[int, int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def _rotation(self, num_tokens: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """``cos, sin (num_tokens, head_dim / 2)`` for a square grid of ``num_tokens`` tokens."""
-        key = (num_tokens, device)
+    def _rotation(self, num_tokens: int, device: torch.device, repeats: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """``cos, sin (repeats * num_tokens, head_dim / 2)`` for a square grid of ``num_tokens`` tokens, tiled
+        ``repeats`` times (once per memory frame: keys are rotated as if each frame were the current one)."""
+        key = (num_tokens, repeats, device)
+        if key not in self._angles and repeats > 1:
+            cos, sin = self._rotation(num_tokens, device)
+            self._angles[key] = (cos.repeat(repeats, 1), sin.repeat(repeats, 1))
         if key not in self._angles:
             side = math.isqrt(num_tokens)
             if side * side != num_tokens:
@@ -66,8 +71,7 @@ class RoPEAttention(Attention):
             if n_rope != n_q:
                 if not self.rope_k_repeat or n_rope % n_q:
                     raise ValueError(f"{n_rope} rotary keys do not tile {n_q} queries")
-                reps = n_rope // n_q
-                cos, sin = cos.repeat(reps, 1), sin.repeat(reps, 1)
+                cos, sin = self._rotation(n_q, q.device, n_rope // n_q)
             k = torch.cat([apply_rope(k[:, :, :n_rope], cos, sin), k[:, :, n_rope:]], dim=2)
         return self._attend(q, k, v)
 
@@ -90,9 +94,9 @@ class MemoryAttentionLayer(nn.Module):
         self.cross_attn_image = RoPEAttention(
             d_model, num_heads, dropout=dropout, kv_in_dim=mem_dim, rope_k_repeat=True, feat_sizes=feat_sizes
         )
-        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.linear1 = Linear(d_model, dim_feedforward)
         self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.linear2 = Linear(dim_feedforward, d_model)
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
         self.norm3 = nn.LayerNorm(d_model)
@@ -108,7 +112,7 @@ class MemoryAttentionLayer(nn.Module):
         y = self.norm2(x)
         x = x + self.dropout2(self.cross_attn_image(y, memory + memory_pos, memory, num_k_exclude_rope))
         y = self.norm3(x)
-        return x + self.dropout3(self.linear2(self.dropout(torch.relu(self.linear1(y)))))
+        return x + self.dropout3(self.linear2(self.dropout(self.linear1(y, "relu"))))
 
 
 class MemoryAttention(nn.Module):

@@ -19,6 +19,7 @@ from .common import MLP
 from .config import ModelConfig, neck_channels
 from .hiera import Hiera
 from .image_encoder import FpnNeck, ImageEncoder, ImageFeatures
+from .kernels import Linear
 from .mask_decoder import MaskDecoder
 from .memory_attention import MemoryAttention
 from .memory_encoder import MemoryEncoder
@@ -100,7 +101,7 @@ class SAM2Model(nn.Module):
             dynamic_multimask_via_stability=config.dynamic_multimask_via_stability,
         )
         self.obj_ptr_proj = MLP(c, c, c, 3)
-        self.obj_ptr_tpos_proj = nn.Linear(c, m) if config.proj_tpos_enc_in_obj_ptrs else nn.Identity()
+        self.obj_ptr_tpos_proj = Linear(c, m) if config.proj_tpos_enc_in_obj_ptrs else nn.Identity()
 
     @property
     def device(self) -> torch.device:
@@ -254,7 +255,8 @@ class SAM2Model(nn.Module):
         """Encode a frame into memory.
 
         Args:
-            pix_feat: ``(B, C, h, w)`` the frame's stride-16 backbone features, not memory-conditioned.
+            pix_feat: ``(B, C, h, w)`` the frame's stride-16 backbone features, not memory-conditioned; batch 1
+                when all masks are of one frame (the features are then projected once for all of them).
             high_res_mask_logits: ``(B, 1, S, S)`` the chosen mask.
             object_score: ``(B, 1)`` presence logits.
             binarize: threshold the mask instead of a sigmoid (for masks from clicks, when enabled).

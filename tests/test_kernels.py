@@ -1,0 +1,62 @@
+"""vos.kernels.Linear: the packed oneDNN path agrees with F.linear and never gets in the way of training."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vos.kernels import PACKED_KERNELS_AVAILABLE, Linear, use_packed_kernels
+
+pytestmark = pytest.mark.skipif(not PACKED_KERNELS_AVAILABLE, reason="this torch build has no oneDNN linear")
+
+
+def _layer(seed: int = 0) -> Linear:
+    torch.manual_seed(seed)
+    return Linear(48, 80)
+
+
+@pytest.mark.parametrize("activation, fn", [("none", lambda x: x), ("relu", F.relu), ("gelu", F.gelu)])
+def test_packed_path_matches_f_linear(activation, fn):
+    layer = _layer()
+    x = torch.randn(2, 7, 9, 48)
+    with torch.inference_mode():
+        packed = layer(x, activation)
+        assert layer._packed_weight is not None  # the oneDNN path really ran
+        expected = fn(F.linear(x, layer.weight, layer.bias))
+    assert packed.shape == (2, 7, 9, 80)
+    torch.testing.assert_close(packed, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_turned_off_it_is_f_linear_bit_for_bit():
+    layer = use_packed_kernels(nn.Sequential(_layer()), False)[0]
+    x = torch.randn(33, 48)
+    with torch.inference_mode():
+        assert torch.equal(layer(x, "gelu"), F.gelu(F.linear(x, layer.weight, layer.bias)))
+    assert layer._packed_weight is None
+
+
+def test_training_takes_the_autograd_path_and_repacks_after_updates():
+    layer = _layer()
+    x = torch.randn(5, 48)
+    with torch.no_grad():
+        before = layer(x)
+    out = layer(x, "relu")
+    assert out.grad_fn is not None
+    out.sum().backward()
+    assert layer.weight.grad is not None
+    with torch.no_grad():
+        layer.weight.add_(1.0)  # an optimiser step changes the weight in place
+        after = layer(x)
+    torch.testing.assert_close(after, F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-4)
+    assert not torch.allclose(before, after)
+
+
+def test_bfloat16_under_autocast_and_state_dict_unchanged():
+    layer = _layer()
+    assert list(layer.state_dict()) == ["weight", "bias"]
+    x = torch.randn(64, 48)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), F.linear(x, layer.weight, layer.bias), rtol=0.05, atol=0.05)
