@@ -1,11 +1,12 @@
 """End-to-end speed of the embedded model on CPU: frames per second from a video file to masks at video
-resolution, for one object and for eight, with the time per stage.
+resolution, for one object and for eight, in exact mode (float32) and fast mode (bfloat16 autocast), with
+the time per stage and how far fast mode's masks are from exact mode's (IoU per object and frame).
 
 Runs the offline predictor over ``../shared/data/videos/bedroom.mp4`` (960x540): decoding, the image
 encoder, memory attention, the decoder, the memory encoder, and the masks at video resolution (what
 ``FrameResult.masks`` hands to a sink). Writes ``benchmarks/results/embedded_fps.{json,md}``.
 
-    python benchmarks/embedded_fps.py [--frames 200] [--threads 2]
+    python benchmarks/embedded_fps.py [--frames 200] [--threads 2] [--precisions float32 bfloat16]
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import torch
 from stage_timer import STAGES, time_stages
 
@@ -24,8 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VIDEO = ROOT.parent / "shared" / "data" / "videos" / "bedroom.mp4"
 
 
-
-def run(model, num_objects: int, frames: int) -> dict:
+def run(model, num_objects: int, frames: int, precision: str = "float32") -> dict:
     from streams import VideoFile
     from vos import TrackerSettings, VideoPredictor
 
@@ -33,7 +34,7 @@ def run(model, num_objects: int, frames: int) -> dict:
     time_stages(model, totals)
     video = VideoFile(VIDEO)
     h, w = video.size
-    predictor = VideoPredictor(model, video, TrackerSettings.official(keep_history=False))
+    predictor = VideoPredictor(model, video, TrackerSettings.official(keep_history=False, precision=precision))
     for i in range(num_objects):  # clicks spread over the frame
         x, y = w * (0.2 + 0.6 * (i % 4) / 3), h * (0.3 + 0.4 * (i // 4))
         predictor.add_points(0, i + 1, [[x, y]])
@@ -41,13 +42,16 @@ def run(model, num_objects: int, frames: int) -> dict:
         totals[k] = 0.0
     t0 = time.perf_counter()
     done = 0
+    masks = []
     for result in predictor.propagate(0, max_frames=frames - 1):
-        _ = result.masks  # masks at video resolution, as a sink receives them
+        masks.append(result.masks)  # masks at video resolution, as a sink receives them
         done += 1
     seconds = time.perf_counter() - t0
     predictor.close()
     staged = sum(totals.values())
     return {
+        "masks": np.stack(masks),
+        "precision": precision,
         "objects": num_objects,
         "frames": done,
         "seconds": seconds,
@@ -57,10 +61,18 @@ def run(model, num_objects: int, frames: int) -> dict:
     }
 
 
+def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU per leading index of two boolean ``(..., H, W)`` stacks (1 where both are empty)."""
+    inter = (a & b).sum(axis=(-2, -1))
+    union = (a | b).sum(axis=(-2, -1))
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"])
     parser.add_argument("--checkpoint", default=None, help="default: the embedded model")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
@@ -69,18 +81,30 @@ def main() -> None:
 
     rows = []
     for objects in (1, 8):
-        model = vos.load_model(args.checkpoint)
-        run(model, objects, 8)  # warm-up
-        rows.append(run(vos.load_model(args.checkpoint), objects, args.frames))
+        exact = None
+        for precision in args.precisions:
+            run(vos.load_model(args.checkpoint), objects, 8, precision)  # warm-up
+            row = run(vos.load_model(args.checkpoint), objects, args.frames, precision)
+            masks = row.pop("masks")
+            if precision == "float32":
+                exact = masks
+            elif exact is not None:
+                iou = mask_iou(masks, exact)
+                row["iou_vs_exact"] = {"min": float(iou.min()), "mean": float(iou.mean())}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    model = vos.load_model(args.checkpoint)
+    one = {r["precision"]: r["fps"] for r in rows if r["objects"] == 1}
+    eight = {r["precision"]: r["fps"] for r in rows if r["objects"] == 8}
     result = {
-        "model": vos.load_model(args.checkpoint).config.name,
-        "image_size": vos.load_model(args.checkpoint).config.image_size,
+        "model": model.config.name,
+        "image_size": model.config.image_size,
         "video": f"{VIDEO.name} (960x540)",
         "threads": args.threads,
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "runs": rows,
-        "eight_over_one": rows[0]["fps"] / rows[1]["fps"],
+        "eight_over_one": {p: one[p] / eight[p] for p in one if p in eight},
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "embedded_fps.json").write_text(json.dumps(result, indent=1))
@@ -89,14 +113,19 @@ def main() -> None:
         f"# Embedded model speed ({result['model']}, {result['image_size']} px) on CPU",
         "",
         f"Offline predictor over {args.frames} frames of {result['video']}, {args.threads} threads, torch "
-        f"{torch.__version__}; from the video file to masks at video resolution.",
+        f"{torch.__version__}; from the video file to masks at video resolution. Fast mode's masks are compared "
+        "with exact mode's, object by object and frame by frame.",
         "",
-        "| objects | fps | " + " | ".join(f"{s} (ms)" for s in stages) + " |",
-        "|---|---|" + "---|" * len(stages),
+        "| objects | precision | fps | " + " | ".join(f"{s} (ms)" for s in stages) + " | IoU vs exact (min / mean) |",
+        "|---|---|---|" + "---|" * len(stages) + "---|",
     ]
     for r in rows:
-        lines.append(f"| {r['objects']} | {r['fps']:.1f} | " + " | ".join(f"{r['ms_per_frame'][s]:.1f}" for s in stages) + " |")
-    lines += ["", f"8 objects cost {result['eight_over_one']:.2f}x the time of one."]
+        iou = r.get("iou_vs_exact")
+        lines.append(f"| {r['objects']} | {r['precision']} | {r['fps']:.1f} | "
+                     + " | ".join(f"{r['ms_per_frame'][s]:.1f}" for s in stages)
+                     + (f" | {iou['min']:.3f} / {iou['mean']:.3f} |" if iou else " | - |"))
+    lines.append("")
+    lines += [f"{p}: 8 objects cost {v:.2f}x the time of one." for p, v in result["eight_over_one"].items()]
     (args.out / "embedded_fps.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -50,15 +50,19 @@ def _eval(args: argparse.Namespace) -> int:
             from evaluation.inference import predict_davis, predict_sav
 
             from . import load_model
+            from .inference_core import TrackerSettings
 
             model = load_model(args.checkpoint, image_size=args.image_size, device=shard.device)
             if args.dataset == "davis":
-                predict_davis(model, root, predictions, mine, progress=shard.is_main, later_objects=args.track_later_objects)
+                settings = TrackerSettings.vos_inference(keep_history=False, precision=args.precision)
+                predict_davis(model, root, predictions, mine, settings, progress=shard.is_main,
+                              later_objects=args.track_later_objects)
             else:
                 if args.images is None:
                     raise ValueError("--dataset sav with --checkpoint needs --images, the folder of JPEG frame folders "
                                      "(JPEGImages_24fps), next to --root (Annotations_6fps)")
-                predict_sav(model, Path(args.images), root, predictions, mine, progress=shard.is_main,
+                predict_sav(model, Path(args.images), root, predictions, mine,
+                            TrackerSettings(keep_history=False, precision=args.precision), progress=shard.is_main,
                             later_objects=args.track_later_objects)
         score = evaluate_davis if args.dataset == "davis" else evaluate_sav
         objects = score(gt, predictions, mine, args.processes, progress=shard.is_main).objects
@@ -174,12 +178,14 @@ def _track(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from . import load_model
+    from .inference_core import TrackerSettings
     from .track import track_video
 
     prompts = _cli_prompts(args)
     model = load_model(args.checkpoint, image_size=args.image_size, device=args.device or "cpu")
     out = Path(args.out or Path("vos-out") / Path(args.input).stem)
-    result = track_video(model, args.input, prompts, out, overlay=not args.no_video, masks=args.masks)
+    settings = TrackerSettings.official(keep_history=False, precision=args.precision)
+    result = track_video(model, args.input, prompts, out, overlay=not args.no_video, masks=args.masks, settings=settings)
     print(f"tracked {len(set(p.obj_id for p in prompts))} object(s) over {result.frames} frames")
     for path in (result.overlay, result.masks):
         if path is not None:
@@ -192,6 +198,7 @@ def _live(args: argparse.Namespace) -> int:
     from streams.network import is_network_url
 
     from . import load_model
+    from .inference_core import TrackerSettings
     from .live_job import run_live
 
     prompts = _cli_prompts(args)
@@ -206,7 +213,7 @@ def _live(args: argparse.Namespace) -> int:
         log(f"reading {getattr(source, 'name', args.source)}: {source.size[1]}x{source.size[0]}"
             + (f" at {source.fps:g} fps" if source.fps else ""))
         report = run_live(model, source, prompts, args.out, show=False if args.no_window else None,
-                          max_frames=args.max_frames, log=log)
+                          max_frames=args.max_frames, log=log, settings=TrackerSettings.live(precision=args.precision))
     log("done: " + report.line())
     if report.gaps:
         log("gaps: " + ", ".join(f"{g:.1f} s" for g in report.gaps))
@@ -245,6 +252,9 @@ def _add_prompt_options(p: argparse.ArgumentParser, live: bool) -> None:
                    "\"box\": [x1, y1, x2, y2], \"mask\": \"m.png\"}, ...]")
     p.add_argument("--checkpoint", help="model checkpoint (file or official name); default: the embedded vos model")
     p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
+    p.add_argument("--precision", choices=["float32", "bfloat16", "float16"], default="float32",
+                   help="float32: exact (SAM 2's numbers); bfloat16: fast mode on CPUs with AVX-512 BF16/AMX and on "
+                   "GPUs, masks within about 0.98 IoU of exact; float16: fast mode on GPUs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -277,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictions", help="score the masks in this folder instead of running a model")
     p.add_argument("--images", help="SA-V only: the folder of frame folders (JPEGImages_24fps) to run the model on")
     p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
+    p.add_argument("--precision", choices=["float32", "bfloat16", "float16"], default="float32",
+                   help="float32: exact (SAM 2's numbers); bfloat16: fast mode on CPUs with AVX-512 BF16/AMX and on "
+                   "GPUs, masks within about 0.98 IoU of exact; float16: fast mode on GPUs")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--split", help="ImageSets text file listing the sequences to score (default: all folders)")
     p.add_argument("--out", help="where to write the CSV files and the plot (default: the predictions folder, or vos-eval)")

@@ -6,6 +6,8 @@ batching objects wherever their memories line up.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +20,9 @@ from .image_encoder import ImageFeatures
 from .model import HeadOutput, SAM2Model
 from .prompts import Prompt
 from .transforms import fill_holes, preprocess
+
+
+_PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,10 @@ class TrackerSettings:
     ``batch_objects`` runs objects through memory attention and the decoder together; results then differ
     from the official one-object-at-a-time predictor by float rounding (logits within about 1e-4);
     turn it off to reproduce it bit for bit.
+
+    ``precision`` is the exact mode (``"float32"``) or a fast one: ``"bfloat16"`` (CPUs with AVX-512 BF16
+    or AMX, and GPUs) or ``"float16"`` (GPUs) runs the model under autocast; masks then agree with exact
+    mode at IoU of about 0.98 or better, logits are returned as float32 and memories are stored as always.
     """
 
     memory: MemorySettings = field(default_factory=MemorySettings)
@@ -47,6 +56,11 @@ class TrackerSettings:
     corrections_as_prompts: bool = False
     keep_history: bool = True
     batch_objects: bool = True
+    precision: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.precision not in _PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(_PRECISIONS)}, got {self.precision!r}")
 
     @classmethod
     def official(cls, **changes) -> "TrackerSettings":
@@ -104,6 +118,19 @@ class ObjectOutput:
         return bank.add(frame, self.memory, self.obj_ptr, self.object_score, self.prompted, quality)
 
 
+def _computes(method):
+    """Run an :class:`InferenceCore` method in inference mode, under autocast in a fast precision."""
+
+    @functools.wraps(method)
+    def wrapper(self: "InferenceCore", *args, **kwargs):
+        dtype = _PRECISIONS[self.settings.precision]
+        autocast = torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class InferenceCore:
     """Encodes frames, conditions them on memory, decodes masks and encodes new memories."""
 
@@ -119,7 +146,7 @@ class InferenceCore:
         cfg = self.model.config
         return MemoryBank(self.settings.memory, cfg.num_maskmem, cfg.use_signed_tpos_enc_to_obj_ptrs, self.settings.admission)
 
-    @torch.inference_mode()
+    @_computes
     def encode(self, image: np.ndarray, index: int) -> EncodedFrame:
         """``(H, W, 3)`` RGB ``uint8`` -> features."""
         x = preprocess(image, self.model.image_size, self.device)
@@ -132,14 +159,15 @@ class InferenceCore:
 
     # ------------------------------------------------------------------ heads
     def _outputs(self, heads: HeadOutput, multimask: bool, **flags) -> list[ObjectOutput]:
-        logits = fill_holes(heads.low_res_masks, self.settings.fill_hole_area)
+        logits = fill_holes(heads.low_res_masks.float(), self.settings.fill_hole_area)
         ious = heads.ious.max(dim=1).values if multimask else heads.ious[:, 0]
+        obj_ptr = heads.obj_ptr.float()
         return [
-            ObjectOutput(logits[i : i + 1], float(heads.object_score[i, 0]), float(ious[i]), heads.obj_ptr[i], **flags)
+            ObjectOutput(logits[i : i + 1], float(heads.object_score[i, 0]), float(ious[i]), obj_ptr[i], **flags)
             for i in range(logits.shape[0])
         ]
 
-    @torch.inference_mode()
+    @_computes
     def prompt(
         self,
         frame: EncodedFrame,
@@ -172,7 +200,7 @@ class InferenceCore:
         heads = model.predict_masks(features, frame.high_res(1), coords, labels, prev_logits, multimask)
         return self._outputs(heads, multimask, from_user=True)[0]
 
-    @torch.inference_mode()
+    @_computes
     def track(
         self, frame: EncodedFrame, banks: list[MemoryBank], reverse: bool = False, num_frames: int | None = None
     ) -> list[ObjectOutput]:
@@ -186,13 +214,13 @@ class InferenceCore:
         b = len(banks)
         multimask = model.use_multimask(False, 0)
         heads = model.predict_masks(features, frame.high_res(b), multimask_output=multimask)
-        memory, _ = model.encode_memory(frame.vision.expand(b, -1, -1, -1), heads.high_res_masks, heads.object_score)
+        memory, _ = model.encode_memory(frame.vision, heads.high_res_masks, heads.object_score)
         outputs = self._outputs(heads, multimask)
         for out, mem in zip(outputs, memory):
             out.memory = mem
         return outputs
 
-    @torch.inference_mode()
+    @_computes
     def encode_prompted(self, frame: EncodedFrame, outputs: list[ObjectOutput]) -> None:
         """Encode the memories of outputs that came from prompts, from their stored logits (as SAM 2 does
         once the user is done clicking)."""
@@ -202,10 +230,7 @@ class InferenceCore:
         logits = torch.cat([o.logits for o in outputs]).to(self.device)
         high = F.interpolate(logits, size=(model.image_size,) * 2, mode="bilinear", align_corners=False)
         scores = torch.tensor([[o.object_score] for o in outputs], device=self.device)
-        b = len(outputs)
-        memory, _ = model.encode_memory(
-            frame.vision.expand(b, -1, -1, -1), high, scores, binarize=self.settings.binarize_prompt_masks
-        )
+        memory, _ = model.encode_memory(frame.vision, high, scores, binarize=self.settings.binarize_prompt_masks)
         for out, mem in zip(outputs, memory):
             out.memory = mem
 

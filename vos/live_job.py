@@ -12,6 +12,7 @@ import numpy as np
 from streams import FrameSource
 from streams.overlay import Annotator, OverlayVideoWriter
 
+from .inference_core import TrackerSettings
 from .live import LiveTracker
 from .model import SAM2Model
 from .prompts import FramePrompt, PromptError, merge_prompts
@@ -55,10 +56,11 @@ def run_live(
     max_frames: int | None = None,
     report_every: float = 1.0,
     log=print,
+    settings: TrackerSettings | None = None,
 ) -> LiveReport:
     """Track until the source ends, ``max_frames`` frames, or Ctrl-C. Prompts apply to the first frame
     (their ``frame`` must be 0). The overlay video and the window are optional; files are closed cleanly
-    however the run ends."""
+    however the run ends. ``settings`` default to :meth:`TrackerSettings.live`."""
     prompts = merge_prompts(prompts)
     if not prompts:
         raise PromptError("nothing to track: give at least one click, box or mask for the first frame")
@@ -66,7 +68,7 @@ def run_live(
     if late:
         raise PromptError(f"object {late[0].obj_id}: live prompts are for the first frame; got frame {late[0].frame}")
     show = _display_available() if show is None else show
-    tracker = LiveTracker(model)
+    tracker = LiveTracker(model, settings)
     annotator = Annotator()
     writer = OverlayVideoWriter(Path(out), fps=source.fps or 25.0, annotator=annotator) if out else None
     report = LiveReport()

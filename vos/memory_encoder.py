@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from .common import LayerNorm2d
+from .kernels import Linear
 from .position_encoding import SinePositionEncoding
 
 
@@ -39,14 +40,13 @@ class CXBlock(nn.Module):
         super().__init__()
         self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=padding, groups=dim)
         self.norm = LayerNorm2d(dim, eps=1e-6)
-        self.pwconv1 = nn.Linear(dim, 4 * dim)
-        self.act = nn.GELU()
-        self.pwconv2 = nn.Linear(4 * dim, dim)
+        self.pwconv1 = Linear(dim, 4 * dim)
+        self.pwconv2 = Linear(4 * dim, dim)
         self.gamma = nn.Parameter(layer_scale_init_value * torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.norm(self.dwconv(x)).permute(0, 2, 3, 1)
-        y = self.gamma * self.pwconv2(self.act(self.pwconv1(y)))
+        y = self.gamma * self.pwconv2(self.pwconv1(y, "gelu"))
         return x + y.permute(0, 3, 1, 2)
 
 
@@ -65,7 +65,8 @@ class Fuser(nn.Module):
 
 class MemoryEncoder(nn.Module):
     """``pix_feat (B, C, h, w)`` and ``mask (B, 1, 16h, 16w)`` (already scaled, not logits) ->
-    ``features (B, out_dim, h, w)`` and their sine position encoding of the same shape."""
+    ``features (B, out_dim, h, w)`` and their sine position encoding of the same shape. ``pix_feat`` may
+    have batch 1 for B masks of one frame: it is projected once and broadcast."""
 
     def __init__(self, in_dim: int = 256, out_dim: int = 64, fuser_layers: int = 2) -> None:
         super().__init__()
