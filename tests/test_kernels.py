@@ -60,3 +60,19 @@ def test_bfloat16_under_autocast_and_state_dict_unchanged():
         out = layer(x)
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out.float(), F.linear(x, layer.weight, layer.bias), rtol=0.05, atol=0.05)
+
+
+def test_hiera_position_embedding_cache_follows_the_weights():
+    from vos.hiera import Hiera, HieraConfig
+
+    trunk = Hiera(HieraConfig(embed_dim=16, stages=(1, 1, 1, 1), global_att_blocks=(), window_spec=(4, 2, 2, 2),
+                              window_pos_embed_bkg_spatial_size=(4, 4))).eval()
+    with torch.no_grad():
+        first = trunk.position_embedding(8, 8)
+        assert trunk.position_embedding(8, 8) is first  # cached while nothing changes
+        trunk.load_state_dict({**trunk.state_dict(), "pos_embed": torch.ones_like(trunk.pos_embed)})
+        updated = trunk.position_embedding(8, 8)
+        assert not torch.equal(updated, first)
+        torch.testing.assert_close(updated, trunk._position_embedding(8, 8))
+        assert trunk.position_embedding(12, 12).shape == (1, 12, 12, 16)
+    assert trunk.position_embedding(8, 8).requires_grad  # training recomputes it, through autograd
