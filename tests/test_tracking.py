@@ -200,3 +200,19 @@ def test_sam2_adapter_has_the_official_calls_and_shapes(model, folder):
         predictor.remove_object(state, 42, strict=True)
     predictor.reset_state(state)
     assert state.obj_ids == []
+
+
+@torch.no_grad()
+def test_rope_tables_do_not_grow_with_the_memory():
+    """Memory attention keeps one rotation table per grid size, however many memory frames and pointers
+    it sees (a table per memory length would add megabytes per frame in a long run)."""
+    from vos.memory_attention import MemoryAttention
+
+    attention = MemoryAttention(d_model=32, num_layers=2, mem_dim=16, dim_feedforward=64, dropout=0.0).eval()
+    n = 16  # a 4x4 grid
+    for frames, pointers in [(1, 0), (2, 4), (3, 8), (7, 64), (5, 12)]:
+        memory = torch.randn(1, frames * n + pointers, 16)
+        out = attention(torch.randn(1, n, 32), torch.randn(1, n, 32), memory, torch.randn_like(memory), pointers)
+        assert out.shape == (1, n, 32)
+    for layer in attention.layers:
+        assert len(layer.self_attn._angles) == len(layer.cross_attn_image._angles) == 1

@@ -37,20 +37,12 @@ class RoPEAttention(Attention):
         self.rope_theta = rope_theta
         self.rope_k_repeat = rope_k_repeat
         self.feat_sizes = feat_sizes
-        self._angles: dict[tuple[int, int, int, torch.device], torch.Tensor] = {}
+        self._angles: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def _rotation(self, num_tokens: int, device: torch.device, repeats: int = 1, unrotated: int = 0) -> torch.Tensor:
-        """Complex ``(repeats * num_tokens + unrotated, head_dim / 2)`` rotations for a square grid of
-        ``num_tokens`` tokens, tiled ``repeats`` times (keys of each memory frame rotate as if it were the current
-        frame), then ``unrotated`` identity rows (object pointers get no rotation)."""
-        key = (num_tokens, repeats, unrotated, device)
-        if key in self._angles:
-            return self._angles[key]
-        if repeats > 1 or unrotated:
-            grid = self._rotation(num_tokens, device)
-            identity = torch.ones(unrotated, grid.shape[1], dtype=grid.dtype, device=device)
-            rotation = torch.cat([grid.repeat(repeats, 1), identity])
-        else:
+    def _rotation(self, num_tokens: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``cos, sin (num_tokens, head_dim / 2)`` for a square grid of ``num_tokens`` tokens."""
+        key = (num_tokens, device)
+        if key not in self._angles:
             side = math.isqrt(num_tokens)
             if side * side != num_tokens:
                 raise ValueError(f"RoPE needs a square token grid, got {num_tokens} tokens")
@@ -58,8 +50,8 @@ class RoPEAttention(Attention):
             # polar() rounds cos/sin exactly as the official complex-valued RoPE does (plain cos()
             # differs by one ulp), which keeps long videos bit-identical instead of drifting.
             rotation = torch.polar(torch.ones_like(angles), angles)
-        self._angles[key] = rotation
-        return rotation
+            self._angles[key] = (rotation.real.contiguous(), rotation.imag.contiguous())
+        return self._angles[key]
 
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_k_exclude_rope: int = 0
@@ -68,13 +60,16 @@ class RoPEAttention(Attention):
         k = self._split_heads(self.k_proj(k))
         v = self._split_heads(self.v_proj(v))
         n_q = q.shape[-2]
-        q = apply_rope(q, self._rotation(n_q, q.device))
+        cos, sin = self._rotation(n_q, q.device)
+        q = apply_rope(q, cos, sin)
         n_rope = k.shape[-2] - num_k_exclude_rope
         if n_rope > 0:
             if n_rope % n_q or (n_rope != n_q and not self.rope_k_repeat):
                 raise ValueError(f"{n_rope} rotary keys do not tile {n_q} queries")
-            # Multiplying the excluded keys by 1 leaves them exact and saves slicing and concatenating.
-            k = apply_rope(k, self._rotation(n_q, q.device, n_rope // n_q, num_k_exclude_rope))
+            # Each memory frame's keys rotate as if it were the current frame: broadcast over frames
+            # rather than tiling the rotation, whose size would grow with the memory.
+            rotated = apply_rope(k[:, :, :n_rope].unflatten(2, (n_rope // n_q, n_q)), cos, sin).flatten(2, 3)
+            k = torch.cat([rotated, k[:, :, n_rope:]], dim=2) if num_k_exclude_rope else rotated
         return self._attend(q, k, v)
 
 

@@ -94,12 +94,16 @@ def axial_rope_angles(head_dim: int, width: int, height: int, theta: float = 100
     return torch.cat([torch.outer(t_x, freqs), torch.outer(t_y, freqs)], dim=-1)
 
 
-def apply_rope(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
-    """Rotate consecutive channel pairs of ``x (B, heads, N, D)`` by unit complex numbers ``rotation (N, D/2)``
-    (one complex product per pair, in float32, like the official complex-valued RoPE)."""
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate consecutive channel pairs of ``x (..., N, D)`` by angles given as ``cos, sin (N, D/2)``.
+
+    Plain real products and sums on purpose: PyTorch's vectorised complex product rounds some elements
+    differently depending on memory alignment, which made identical runs differ in the last bit."""
     dtype = x.dtype
-    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
-    return torch.view_as_real(pairs * rotation).flatten(-2).to(dtype)
+    pairs = x.float().unflatten(-1, (-1, 2))
+    real, imag = pairs[..., 0], pairs[..., 1]
+    out = torch.stack((real * cos - imag * sin, real * sin + imag * cos), dim=-1)
+    return out.flatten(-2).to(dtype)
 
 
 def sine_1d(positions: torch.Tensor, dim: int, temperature: float = 10000.0) -> torch.Tensor:
