@@ -61,13 +61,6 @@ def run(model, num_objects: int, frames: int, precision: str = "float32") -> dic
     }
 
 
-def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU per leading index of two boolean ``(..., H, W)`` stacks (1 where both are empty)."""
-    inter = (a & b).sum(axis=(-2, -1))
-    union = (a | b).sum(axis=(-2, -1))
-    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=200)
@@ -78,6 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import vos
+    from evaluation.metrics import region_similarity
 
     rows = []
     for objects in (1, 8):
@@ -89,7 +83,7 @@ def main() -> None:
             if precision == "float32":
                 exact = masks
             elif exact is not None:
-                iou = mask_iou(masks, exact)
+                iou = region_similarity(exact.reshape(-1, *exact.shape[-2:]), masks.reshape(-1, *masks.shape[-2:]))
                 row["iou_vs_exact"] = {"min": float(iou.min()), "mean": float(iou.mean())}
             print(json.dumps(row), flush=True)
             rows.append(row)

@@ -173,10 +173,11 @@ def matmul_ceiling(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float
 
 
 def mask_iou(a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
-    """IoU per frame and object of two lists of boolean ``(N, H, W)`` masks (1 where both are empty)."""
-    a, b = np.stack(a), np.stack(b)
-    inter, union = (a & b).sum(axis=(-2, -1)), (a | b).sum(axis=(-2, -1))
-    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    """J (IoU) per frame and object of two lists of boolean ``(N, H, W)`` masks (1 where both are empty)."""
+    from evaluation.metrics import region_similarity
+
+    a, b = np.concatenate(a), np.concatenate(b)
+    return region_similarity(a, b)
 
 
 def worker(args: argparse.Namespace) -> None:

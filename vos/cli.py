@@ -235,6 +235,12 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_precision_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=["float32", "bfloat16", "float16"], default="float32",
+                   help="float32: exact (SAM 2's numbers); bfloat16: fast mode on CPUs with AVX-512 BF16/AMX and on "
+                   "GPUs, masks within about 0.98 IoU of exact; float16: fast mode on GPUs")
+
+
 def _add_prompt_options(p: argparse.ArgumentParser, live: bool) -> None:
     """The prompt and model options of 'vos track' and 'vos live' (live prompts are for the first frame)."""
     where = "on the first frame" if live else "in video pixels"
@@ -252,9 +258,7 @@ def _add_prompt_options(p: argparse.ArgumentParser, live: bool) -> None:
                    "\"box\": [x1, y1, x2, y2], \"mask\": \"m.png\"}, ...]")
     p.add_argument("--checkpoint", help="model checkpoint (file or official name); default: the embedded vos model")
     p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
-    p.add_argument("--precision", choices=["float32", "bfloat16", "float16"], default="float32",
-                   help="float32: exact (SAM 2's numbers); bfloat16: fast mode on CPUs with AVX-512 BF16/AMX and on "
-                   "GPUs, masks within about 0.98 IoU of exact; float16: fast mode on GPUs")
+    _add_precision_option(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -287,9 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictions", help="score the masks in this folder instead of running a model")
     p.add_argument("--images", help="SA-V only: the folder of frame folders (JPEGImages_24fps) to run the model on")
     p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
-    p.add_argument("--precision", choices=["float32", "bfloat16", "float16"], default="float32",
-                   help="float32: exact (SAM 2's numbers); bfloat16: fast mode on CPUs with AVX-512 BF16/AMX and on "
-                   "GPUs, masks within about 0.98 IoU of exact; float16: fast mode on GPUs")
+    _add_precision_option(p)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--split", help="ImageSets text file listing the sequences to score (default: all folders)")
     p.add_argument("--out", help="where to write the CSV files and the plot (default: the predictions folder, or vos-eval)")

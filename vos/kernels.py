@@ -3,10 +3,10 @@
 PyTorch's CPU ``F.linear`` calls MKL's sgemm, which on the narrow shapes of these models (K of 96-256 over
 tens of thousands of tokens) reached a third to 85% of what oneDNN does with weights reordered once into its
 blocked layout (measured on an AMD EPYC, 2 threads; the image encoder of hiera_t at 512 px went from 0.59
-to 0.43 s). oneDNN also fuses the following ReLU or exact
-(erf) GELU into the matrix product, saving a pass over the widest activations. Results agree with
-``F.linear`` to float rounding (about 1e-6 relative); :func:`use_packed_kernels` turns the path off where
-bit-identical agreement with the official implementation matters.
+to 0.43 s). oneDNN also fuses the following ReLU or exact (erf) GELU into the matrix product, saving a pass
+over the widest activations. Results agree with ``F.linear`` to float rounding (about 1e-6 relative);
+:func:`use_packed_kernels` turns the path off where bit-identical agreement with the official
+implementation matters.
 
 The packed path is taken only where it cannot change training: CPU tensors, float32 or bfloat16, and no
 autograd graph being recorded. The packed copy is rebuilt whenever the weight changes (its version counter
