@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from . import davis, sav
 from .davis import ObjectScores
+from .masks import frame_pngs
 
 DAVIS_COLUMNS = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
 
@@ -89,43 +90,54 @@ def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     return path
 
 
-def _run(fn: Callable, jobs: list[tuple[Path, Path]], processes: int | None, progress: bool) -> list[ObjectScores]:
-    """One task per sequence over ``processes`` worker processes; the cores left over go to threads
-    inside each task (PNG decoding and OpenCV run outside the GIL)."""
+def _run(fn: Callable, jobs: list[dict], processes: int | None, progress: bool) -> list[ObjectScores]:
+    """``fn(**job, threads=...)`` for every job over ``processes`` worker processes; the cores left over go to
+    threads inside each job (PNG decoding and OpenCV run outside the GIL). Jobs may score parts of a
+    sequence: the parts of one object are joined in job order."""
     cores = os.cpu_count() or 1
     processes = min(processes or cores, max(len(jobs), 1))
     threads = max(cores // processes, 1)
-    results: list[list[ObjectScores]] = []
+    parts: list[list[ObjectScores]] = []
     if processes <= 1:
         for job in tqdm(jobs, desc="scoring", disable=not progress):
-            results.append(fn(*job, threads))
+            parts.append(fn(**job, threads=threads))
     else:
         with ProcessPoolExecutor(processes) as pool:
-            futures = [pool.submit(fn, *job, threads) for job in jobs]
+            futures = [pool.submit(fn, **job, threads=threads) for job in jobs]
             for future in tqdm(futures, desc="scoring", disable=not progress):
-                results.append(future.result())
-    return [o for seq in results for o in seq]
+                parts.append(future.result())
+    joined: dict[tuple[str, str], list[ObjectScores]] = {}
+    for o in (o for part in parts for o in part):
+        joined.setdefault((o.sequence, o.object_id), []).append(o)
+    return [ObjectScores(s, k, np.concatenate([o.J for o in os_]), np.concatenate([o.F for o in os_]))
+            for (s, k), os_ in joined.items()]
 
 
-def _evaluate(score: Callable, gt_root: Path, pred_root: Path, names: list[str] | None,
-              processes: int | None, progress: bool) -> Report:
-    gt_root, pred_root = Path(gt_root), Path(pred_root)
-    if names is None:
-        names = sorted(p.name for p in gt_root.iterdir() if p.is_dir())
-    return Report(_run(score, [(gt_root / n, pred_root / n) for n in names], processes, progress))
+def _names(root: Path, names: list[str] | None) -> list[str]:
+    return sorted(p.name for p in Path(root).iterdir() if p.is_dir()) if names is None else names
 
 
 def evaluate_davis(
     gt_root: Path, pred_root: Path, sequences: list[str] | None = None, processes: int | None = None,
     progress: bool = False,
 ) -> Report:
-    """Score DAVIS-layout predictions; ``gt_root`` holds one annotation folder per sequence."""
-    return _evaluate(davis.evaluate_sequence, gt_root, pred_root, sequences, processes, progress)
+    """Score DAVIS-layout predictions; ``gt_root`` holds one annotation folder per sequence.
+
+    With several processes, sequences are cut into runs of frames so that the workers finish together."""
+    gt_root, pred_root = Path(gt_root), Path(pred_root)
+    names = _names(gt_root, sequences)
+    scored = {n: max(len(frame_pngs(gt_root / n)) - 2, 1) for n in names}
+    chunk = max(sum(scored.values()) // (16 * (processes or os.cpu_count() or 1)), 8) if processes != 1 else None
+    jobs = [dict(gt_dir=gt_root / n, pred_dir=pred_root / n, frames=slice(start, start + chunk) if chunk else slice(None))
+            for n in names for start in range(0, scored[n], chunk or scored[n])]
+    return Report(_run(davis.evaluate_sequence, jobs, processes, progress))
 
 
 def evaluate_sav(
     gt_root: Path, pred_root: Path, videos: list[str] | None = None, processes: int | None = None,
     progress: bool = False,
 ) -> Report:
-    """Score SA-V-layout predictions (one binary PNG per object per annotated frame)."""
-    return _evaluate(sav.evaluate_video, gt_root, pred_root, videos, processes, progress)
+    """Score SA-V-layout predictions (one binary PNG per object per annotated frame), a video per job."""
+    gt_root, pred_root = Path(gt_root), Path(pred_root)
+    return Report(_run(sav.evaluate_video, [dict(gt_dir=gt_root / n, pred_dir=pred_root / n) for n in _names(gt_root, videos)],
+                       processes, progress))

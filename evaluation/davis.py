@@ -14,7 +14,7 @@ import numpy as np
 
 from . import statistics
 from .masks import frame_pngs, read_index_png, read_prediction
-from .metrics import boundary_f, region_similarity, support_box, tolerance_pixels
+from .metrics import disk, frame_boundary_f, frame_region_similarity, support_box, tolerance_pixels
 
 
 @dataclass
@@ -44,8 +44,9 @@ class ObjectScores:
         return out
 
 
-def evaluate_sequence(gt_dir: Path, pred_dir: Path, threads: int = 2) -> list[ObjectScores]:
-    """Score one sequence; raises naming the file for a missing prediction or a surplus object id.
+def evaluate_sequence(gt_dir: Path, pred_dir: Path, threads: int = 2, frames: slice = slice(None)) -> list[ObjectScores]:
+    """Score one sequence, or the part ``frames`` of its scored frames (all but the first and last);
+    raises naming the file for a missing prediction or a surplus object id.
 
     Frames are read and scored by ``threads`` threads (PNG decoding and OpenCV release the GIL)."""
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
@@ -57,16 +58,20 @@ def evaluate_sequence(gt_dir: Path, pred_dir: Path, threads: int = 2) -> list[Ob
     num_objects = int(np.where(first == 255, 0, first).max())
     shape = first.shape
 
+    radius = tolerance_pixels(*shape)
+    kernel = disk(radius)
+
     def score_frame(gt_file: Path) -> tuple[list[float], list[float]]:
         gt = read_index_png(gt_file)
-        gt[gt == 255] = 0  # void counts as background in the semi-supervised task
         pred = _read_prediction(pred_dir / gt_file.name, shape)
         # Everything below happens inside the box around both masks, grown so that boundaries and
-        # their dilations there equal those of the whole frame (see metrics.support_box).
-        window = support_box(cv2.bitwise_or(gt, pred), tolerance_pixels(*shape))
+        # their dilations there equal those of the whole frame (see metrics.support_box); void pixels
+        # only make the box larger.
+        window = support_box(cv2.bitwise_or(gt, pred), radius)
         if window is None:
             return [1.0] * num_objects, [1.0] * num_objects
         gt, pred = gt[window], pred[window]
+        gt[gt == 255] = 0  # void counts as background in the semi-supervised task
         surplus = int(pred.max(initial=0))
         if surplus > num_objects:
             raise ValueError(
@@ -75,15 +80,15 @@ def evaluate_sequence(gt_dir: Path, pred_dir: Path, threads: int = 2) -> list[Ob
             )
         j, f = [], []
         for k in range(1, num_objects + 1):
-            g, p = (gt == k)[None], (pred == k)[None]
-            j.append(region_similarity(g, p)[0])
-            f.append(boundary_f(g, p, radius=tolerance_pixels(*shape))[0])
+            g, p = (gt == k).view(np.uint8), (pred == k).view(np.uint8)
+            j.append(frame_region_similarity(g, p))
+            f.append(frame_boundary_f(g, p, kernel))
         return j, f
 
     with ThreadPoolExecutor(max(threads, 1)) as pool:
-        frames = list(pool.map(score_frame, gt_files[1:-1]))
-    J = np.array([j for j, _ in frames]).reshape(len(frames), num_objects)
-    F = np.array([f for _, f in frames]).reshape(len(frames), num_objects)
+        scores = list(pool.map(score_frame, gt_files[1:-1][frames]))
+    J = np.array([j for j, _ in scores]).reshape(len(scores), num_objects)
+    F = np.array([f for _, f in scores]).reshape(len(scores), num_objects)
     return [ObjectScores(sequence, str(k + 1), J[:, k], F[:, k]) for k in range(num_objects)]
 
 

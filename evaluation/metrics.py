@@ -16,12 +16,15 @@ def region_similarity(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None 
     if void is not None:
         keep = ~void.astype(bool, copy=False)
         gt, pred = gt & keep, pred & keep
-    t = gt.shape[0]
-    inter = np.array([np.count_nonzero(gt[i] & pred[i]) for i in range(t)], dtype=np.float64)
-    total = np.array([np.count_nonzero(gt[i]) + np.count_nonzero(pred[i]) for i in range(t)], dtype=np.float64)
-    union = total - inter
-    empty = np.isclose(union, 0)
-    return np.where(empty, 1.0, inter / np.where(empty, 1.0, union))
+    return np.array([frame_region_similarity(g.view(np.uint8), p.view(np.uint8)) for g, p in zip(gt, pred)],
+                    dtype=np.float64)
+
+
+def frame_region_similarity(gt: np.ndarray, pred: np.ndarray) -> float:
+    """J of one frame from 0/1 uint8 ``(H, W)`` masks."""
+    inter = cv2.countNonZero(cv2.bitwise_and(gt, pred))
+    union = cv2.countNonZero(gt) + cv2.countNonZero(pred) - inter
+    return 1.0 if union == 0 else inter / union
 
 
 def disk(radius: int) -> np.ndarray:
@@ -37,17 +40,21 @@ def tolerance_pixels(height: int, width: int, bound_th: float = 0.008) -> int:
 
 def boundary_map(mask: np.ndarray) -> np.ndarray:
     """One-pixel boundary of a binary ``(H, W)`` mask: pixels differing from their right, lower or
-    lower-right neighbour (the BSDS convention, offset half a pixel toward the origin)."""
-    seg = mask.astype(bool)
-    east, south, south_east = np.zeros_like(seg), np.zeros_like(seg), np.zeros_like(seg)
-    east[:, :-1] = seg[:, 1:]
-    south[:-1, :] = seg[1:, :]
-    south_east[:-1, :-1] = seg[1:, 1:]
-    b = (seg ^ east) | (seg ^ south) | (seg ^ south_east)
-    b[-1, :] = seg[-1, :] ^ east[-1, :]
-    b[:, -1] = seg[:, -1] ^ south[:, -1]
-    b[-1, -1] = False
-    return b
+    lower-right neighbour (the BSDS convention, offset half a pixel toward the origin); neighbours
+    outside the image are ignored."""
+    return _boundary(mask.astype(np.uint8, copy=False)).view(bool)
+
+
+def _boundary(mask: np.ndarray) -> np.ndarray:
+    """:func:`boundary_map` of a 0/1 uint8 mask, as 0/1 uint8: a pixel differs from one of its 2×2
+    block (itself, right, lower, lower-right) exactly when the block's max and min differ. OpenCV's
+    morphology ignores pixels outside the image, as the definition does."""
+    high = cv2.dilate(mask, _BLOCK, anchor=(0, 0))
+    low = cv2.erode(mask, _BLOCK, anchor=(0, 0))
+    return cv2.bitwise_xor(high, low)
+
+
+_BLOCK = np.ones((2, 2), np.uint8)
 
 
 def boundary_f(
@@ -67,12 +74,17 @@ def boundary_f(
         g, p = gt[i].astype(bool, copy=False), pred[i].astype(bool, copy=False)
         if keep is not None:
             g, p = g & keep[i], p & keep[i]
-        window = support_box(g | p, radius)
-        if window is None:  # both empty
-            out[i] = 1.0
-            continue
-        out[i] = _f_measure(boundary_map(g[window]), boundary_map(p[window]), kernel)
+        out[i] = frame_boundary_f(g.view(np.uint8), p.view(np.uint8), kernel)
     return out
+
+
+def frame_boundary_f(gt: np.ndarray, pred: np.ndarray, kernel: np.ndarray) -> float:
+    """F of one frame: ``gt`` and ``pred`` are 0/1 uint8 ``(H, W)`` masks, ``kernel`` the tolerance
+    :func:`disk`. Work happens inside :func:`support_box`, where boundaries equal the whole frame's."""
+    window = support_box(cv2.bitwise_or(gt, pred), kernel.shape[0] // 2)
+    if window is None:  # both empty
+        return 1.0
+    return _f_measure(_boundary(gt[window]), _boundary(pred[window]), kernel)
 
 
 def support_box(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
@@ -90,15 +102,14 @@ def support_box(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
 
 
 def _f_measure(gt_b: np.ndarray, pred_b: np.ndarray, kernel: np.ndarray) -> float:
-    n_gt, n_pred = int(gt_b.sum()), int(pred_b.sum())
+    """F from 0/1 uint8 boundary maps."""
+    n_gt, n_pred = cv2.countNonZero(gt_b), cv2.countNonZero(pred_b)
     if n_gt == 0 and n_pred == 0:
         return 1.0
     if n_gt == 0 or n_pred == 0:
         return 0.0
-    gt_dil = cv2.dilate(gt_b.astype(np.uint8), kernel).astype(bool)
-    pred_dil = cv2.dilate(pred_b.astype(np.uint8), kernel).astype(bool)
-    precision = np.sum(pred_b & gt_dil) / n_pred
-    recall = np.sum(gt_b & pred_dil) / n_gt
+    precision = cv2.countNonZero(cv2.bitwise_and(pred_b, cv2.dilate(gt_b, kernel))) / n_pred
+    recall = cv2.countNonZero(cv2.bitwise_and(gt_b, cv2.dilate(pred_b, kernel))) / n_gt
     if precision + recall == 0:
         return 0.0
-    return float(2 * precision * recall / (precision + recall))
+    return 2 * precision * recall / (precision + recall)

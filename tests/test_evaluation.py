@@ -169,3 +169,17 @@ def test_void_in_ground_truth_is_background_in_semi_supervised_task(tmp_path):
     _write_seq(tmp_path / "pred" / "s", _frames())
     (score,) = evaluate_sequence(tmp_path / "gt" / "s", tmp_path / "pred" / "s")
     assert score.J.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_runs_of_frames_scored_by_several_processes_equal_one_process(tmp_path):
+    rng = np.random.default_rng(0)
+    gt = _frames(n=30, ids=(1, 2))
+    pred = [np.where(rng.random(m.shape) > 0.9, 0, m).astype(np.uint8) for m in gt]
+    for name in ("a", "b"):
+        _write_seq(tmp_path / "gt" / name, gt)
+        _write_seq(tmp_path / "pred" / name, pred)
+    one = evaluate_davis(tmp_path / "gt", tmp_path / "pred", processes=1)
+    two = evaluate_davis(tmp_path / "gt", tmp_path / "pred", processes=2)
+    assert [o.name for o in two.objects] == ["a_1", "a_2", "b_1", "b_2"] == [o.name for o in one.objects]
+    for a, b in zip(one.objects, two.objects):
+        assert len(a.J) == 28 and np.array_equal(a.J, b.J) and np.array_equal(a.F, b.F)
