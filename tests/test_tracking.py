@@ -38,8 +38,18 @@ def _disc(size=(48, 80)):
     return (xx - 0.2 * w) ** 2 + (yy - 0.4 * h) ** 2 <= (h / 6) ** 2
 
 
+@pytest.fixture(params=[None, 1], ids=["default-threads", "one-thread"])
+def threads(request):
+    """Kernels may block work differently with one thread; live and offline must still agree."""
+    before = torch.get_num_threads()
+    if request.param:
+        torch.set_num_threads(request.param)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("batch", [False, True], ids=["one-by-one", "batched"])
-def test_live_tracker_matches_offline_predictor(model, folder, batch):
+def test_live_tracker_matches_offline_predictor(model, folder, batch, threads):
     """Objects prompted on frame 0, one added on frame 7, a re-prompt on frame 12: frame for frame equal."""
     video = open_video(folder)
     frames = [video[i].image for i in range(len(video))]

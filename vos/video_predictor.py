@@ -153,10 +153,16 @@ class VideoPredictor:
 
     # ------------------------------------------------------------------ propagation
     def _commit(self) -> None:
-        """Encode prompted frames into memory, once the user is done with them."""
+        """Encode prompted frames into memory, once the user is done with them: the objects prompted on a
+        frame in one batch, as the live tracker does (so both give the same numbers, batching included)."""
+        by_frame: dict[int, list[ObjectOutput]] = {}
+        for obj in self._objects.values():
+            for frame_idx, out in obj.pending.items():
+                by_frame.setdefault(frame_idx, []).append(out)
+        for frame_idx, outputs in by_frame.items():
+            self.core.encode_prompted(self._frame(frame_idx), outputs)
         for obj_id, obj in self._objects.items():
             for frame_idx, out in obj.pending.items():  # in prompting order, which memory attention sees
-                self.core.encode_prompted(self._frame(frame_idx), [out])
                 out.remember(obj.bank, frame_idx)
             obj.pending.clear()
             if not obj.bank.prompted_frames:
