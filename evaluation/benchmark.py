@@ -106,11 +106,11 @@ def _run(fn: Callable, jobs: list[dict], processes: int | None, progress: bool) 
             futures = [pool.submit(fn, **job, threads=threads) for job in jobs]
             for future in tqdm(futures, desc="scoring", disable=not progress):
                 parts.append(future.result())
-    joined: dict[tuple[str, str], list[ObjectScores]] = {}
+    pieces: dict[tuple[str, str], list[ObjectScores]] = {}
     for o in (o for part in parts for o in part):
-        joined.setdefault((o.sequence, o.object_id), []).append(o)
-    return [ObjectScores(s, k, np.concatenate([o.J for o in os_]), np.concatenate([o.F for o in os_]))
-            for (s, k), os_ in joined.items()]
+        pieces.setdefault((o.sequence, o.object_id), []).append(o)
+    return [ObjectScores(seq, obj, np.concatenate([p.J for p in ps]), np.concatenate([p.F for p in ps]))
+            for (seq, obj), ps in pieces.items()]
 
 
 def _names(root: Path, names: list[str] | None) -> list[str]:
@@ -126,10 +126,11 @@ def evaluate_davis(
     With several processes, sequences are cut into runs of frames so that the workers finish together."""
     gt_root, pred_root = Path(gt_root), Path(pred_root)
     names = _names(gt_root, sequences)
-    scored = {n: max(len(frame_pngs(gt_root / n)) - 2, 1) for n in names}
-    chunk = max(sum(scored.values()) // (16 * (processes or os.cpu_count() or 1)), 8) if processes != 1 else None
-    jobs = [dict(gt_dir=gt_root / n, pred_dir=pred_root / n, frames=slice(start, start + chunk) if chunk else slice(None))
-            for n in names for start in range(0, scored[n], chunk or scored[n])]
+    scored = {n: max(len(frame_pngs(gt_root / n)) - 2, 1) for n in names}  # a short one still gets its error
+    workers = processes or os.cpu_count() or 1
+    run = max(sum(scored.values()) // (16 * workers), 8) if workers > 1 else max(scored.values(), default=1)
+    jobs = [dict(gt_dir=gt_root / n, pred_dir=pred_root / n, frames=slice(start, start + run))
+            for n in names for start in range(0, scored[n], run)]
     return Report(_run(davis.evaluate_sequence, jobs, processes, progress))
 
 
