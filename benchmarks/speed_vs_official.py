@@ -1,7 +1,8 @@
 """Speed of vos's offline predictor next to the official ``sam2`` package, same weights, same frames, same
 machine, one run: frames per second and the ratio for vos's exact mode (float32) and fast mode (bfloat16
 autocast), time per stage for all three, peak memory, how far fast mode's masks are from exact mode's, and
-the floor that memory attention alone puts under a frame.
+the floor under a frame: its floating-point operations, counted, at the matrix-multiply speed measured in the
+same run: an implementation doing the same arithmetic beats it only by outrunning that matrix product.
 
 For each official config, input size and object count, a fresh worker process runs one tool over the first
 ``--frames`` frames of ``../shared/data/videos/bedroom.mp4`` (written as JPEGs, the official loader's
@@ -13,8 +14,10 @@ highest RSS from the first click to the last frame (Linux's peak is reset once t
 benchmark's own copies of the random weights do not count). Random weights make masks chaotic, so the fast/exact IoU here is a lower bound on what a
 trained model shows (``benchmarks/embedded_fps.py`` measures it on the trained embedded model).
 
-The floor: memory attention's matrix products (4 layers: self-attention over the frame's tokens and
-cross-attention to 7 memory frames) at the measured fp32 matrix-multiply ceiling of ``--gflops``.
+The floor: PyTorch's FLOP counter over one tracked frame with a full bank (all stages, every object), divided
+by the GFLOP/s of a large square matrix product in the same run (float32 and bfloat16). "Best possible
+speed-up" is the official time over that floor: where it is below a target, no exact implementation on this
+machine reaches the target; the per-stage table shows each stage's floor next to its times.
 Writes ``benchmarks/results/speed_vs_official.{json,md}``.
 
     python benchmarks/speed_vs_official.py --configs sam2.1_hiera_tiny --sizes 512 1024 --objects 1 8
@@ -152,12 +155,35 @@ def run_official(config: str, size: int, objects: int, folder: Path, warmup: int
             "stages_ms": {k: 1000 * v / len(timed) for k, v in totals.items()}}
 
 
-def attention_floor(size: int, gflops: float, memory_frames: int = 7, layers: int = 4, d: int = 256) -> float:
-    """Seconds per frame of memory attention's matrix products at ``gflops``, one object."""
-    n = (size // 16) ** 2
-    m = memory_frames * n  # (pointer tokens add under 1%)
-    flops = layers * (2 * 2 * n * n * d + 2 * 2 * n * m * d)
-    return flops / (gflops * 1e9)
+FLOP_STAGES = {"ImageEncoder": "image encoder", "MemoryAttention": "memory attention",
+               "MaskDecoder": "decoder", "MemoryEncoder": "memory encoder"}
+
+
+def count_flops(config: str, size: int, objects: int, folder: Path, warmup: int) -> dict:
+    """Floating-point operations of one tracked frame once the bank is full (frame ``warmup``), in all and
+    per stage, counted by PyTorch's FLOP counter on vos's float32 path (the official implementation does the
+    same arithmetic: exact mode's masks are its masks)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from vos import TrackerSettings, VideoPredictor
+    from vos.checkpoint import build_model
+    from vos.config import get_config
+    from vos.kernels import use_packed_kernels
+
+    # The counter sees aten's matrix products, not oneDNN's packed ones: same arithmetic, counted.
+    model = use_packed_kernels(build_model(get_config(config).replace(image_size=size), weights(config, size)), False)
+    predictor = VideoPredictor(model, folder, TrackerSettings(precision="float32"))
+    h, w = predictor.video_size
+    for i, (x, y) in enumerate(clicks(objects, w, h)):
+        predictor.add_points(0, i + 1, [[x, y]])
+    frames = predictor.propagate(0)
+    for _ in range(warmup):
+        next(frames)
+    counter = FlopCounterMode(display=False, depth=1)
+    with counter:
+        next(frames)
+    by_module = {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
+    return {"total": counter.get_total_flops(), "stages": {FLOP_STAGES[k]: by_module.get(k, 0) for k in FLOP_STAGES}}
 
 
 def matmul_ceiling(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
@@ -185,6 +211,9 @@ def worker(args: argparse.Namespace) -> None:
     job = json.loads(args.worker)
     if job["tool"] == "ceiling":
         out = {"float32": matmul_ceiling(torch.float32), "bfloat16": matmul_ceiling(torch.bfloat16)}
+    elif job["tool"] == "flops":
+        with tempfile.TemporaryDirectory() as tmp:
+            out = count_flops(job["config"], job["size"], job["objects"], frames_dir(tmp, job["warmup"] + 1), job["warmup"])
     else:
         with tempfile.TemporaryDirectory() as tmp:
             folder = frames_dir(tmp, job["frames"])
@@ -226,8 +255,9 @@ def main() -> None:
         for config in args.configs:
             for size in args.sizes:
                 for objects in args.objects:
-                    row = {"config": config, "size": size, "objects": objects,
-                           "floor_s": {p: attention_floor(size, ceiling[p]) * objects for p in ("float32", "bfloat16")}}
+                    row = {"config": config, "size": size, "objects": objects}
+                    row["flops"] = spawn(args, dict(tool="flops", config=config, size=size, objects=objects, warmup=args.warmup))
+                    row["floor_s"] = {p: row["flops"]["total"] / (ceiling[p] * 1e9) for p in ("float32", "bfloat16")}
                     masks = {}
                     for tool in tools:
                         masks[tool] = f"{tmp}/{tool}.npz"
@@ -236,6 +266,7 @@ def main() -> None:
                         row[tool] = spawn(args, job)
                         if tool != "official":
                             row[tool]["speedup"] = row["official"]["seconds_per_frame"] / row[tool]["seconds_per_frame"]
+                    row["best_speedup"] = {p: row["official"]["seconds_per_frame"] / row["floor_s"][p] for p in row["floor_s"]}
                     loaded = {t: list(np.load(m).values()) for t, m in masks.items()}
                     for tool, reference in (("float32", "official"), ("bfloat16", "float32")):
                         if tool in loaded and reference in loaded:
@@ -259,14 +290,14 @@ def report(args: argparse.Namespace, ceiling: dict, rows: list[dict], tools: lis
         f"bedroom.mp4 (960x540), {args.frames - args.warmup} timed frames after {args.warmup} warm-up (memory bank full), "
         f"{args.threads} threads, torch {torch.__version__}, {platform.processor() or platform.machine()}. "
         f"Matrix-multiply ceiling measured in the same run: {ceiling['float32']:.0f} GFLOP/s float32, "
-        f"{ceiling['bfloat16']:.0f} GFLOP/s bfloat16. Floor: memory attention's matrix products at that ceiling "
-        "(4 layers, 7 memory frames). Exact = float32; fast = bfloat16 autocast.",
+        f"{ceiling['bfloat16']:.0f} GFLOP/s bfloat16. Floor: the frame's counted FLOPs at that ceiling; best possible "
+        "speed-up: official time over the floor. Exact = float32; fast = bfloat16 autocast.",
         "",
         "| config | size | objects | official s/frame | "
         + " | ".join(f"{m} s/frame | {m} speed-up" for m in modes)
-        + " | exact masks vs official (IoU min) | fast masks vs exact (IoU min / mean) | floor s (fp32 / bf16) | peak MB ("
+        + " | exact masks vs official (IoU min) | fast masks vs exact (IoU min / mean) | GFLOP per frame | floor s (fp32 / bf16) | best possible speed-up (fp32 / bf16) | peak MB ("
         + " / ".join(tools) + ") |",
-        "|---|---|---|---|" + "---|---|" * len(modes) + "---|---|---|---|",
+        "|---|---|---|---|" + "---|---|" * len(modes) + "---|---|---|---|---|---|",
     ]
     for r in rows:
         cells = [r["config"], str(r["size"]), str(r["objects"]), f"{r['official']['seconds_per_frame']:.2f}"]
@@ -276,16 +307,21 @@ def report(args: argparse.Namespace, ceiling: dict, rows: list[dict], tools: lis
         fast = r.get("bfloat16", {}).get("iou_vs_float32")
         cells.append(f"{exact['min']:.3f}" if exact else "-")
         cells.append(f"{fast['min']:.3f} / {fast['mean']:.3f}" if fast else "-")
+        cells.append(f"{r['flops']['total'] / 1e9:.0f}")
         cells.append(f"{r['floor_s']['float32']:.2f} / {r['floor_s']['bfloat16']:.2f}")
+        cells.append(f"{r['best_speedup']['float32']:.2f}x / {r['best_speedup']['bfloat16']:.2f}x")
         cells.append(" / ".join(f"{r[t]['peak_rss_mb']:.0f}" for t in tools))
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Time per stage (ms per frame):", "",
+    lines += ["", "Time per stage (ms per frame); floor: the stage's counted FLOPs at the float32 / bfloat16 ceiling:", "",
               "| config | size | objects | tool | " + " | ".join(stages) + " |",
               "|---|---|---|---|" + "---|" * len(stages)]
     for r in rows:
         for t in tools:
             lines.append(f"| {r['config']} | {r['size']} | {r['objects']} | {t} | "
                          + " | ".join(f"{r[t]['stages_ms'].get(s, 0):.0f}" for s in stages) + " |")
+        floors = [" / ".join(f"{1000 * r['flops']['stages'][s] / (ceiling[p] * 1e9):.0f}" for p in ("float32", "bfloat16"))
+                  for s in stages]
+        lines.append(f"| {r['config']} | {r['size']} | {r['objects']} | floor | " + " | ".join(floors) + " |")
     for config in args.configs:
         for size in args.sizes:
             by = {r["objects"]: r for r in rows if r["config"] == config and r["size"] == size}

@@ -15,7 +15,7 @@ from vos.cli import main
 from vos.model import HeadOutput, SAM2Model
 from vos.train.clips import ClipSampler, ClipSettings, DavisVideos
 from vos.train.loss import dice, mask_iou, sigmoid_focal, step_loss
-from vos.train.rollout import rollout
+from vos.train.rollout import PromptSimulation, rollout
 from vos.train.synthetic import generate_video
 from vos.train.trainer import Trainer, TrainSettings
 
@@ -213,3 +213,32 @@ def test_vos_train_initialises_the_trunk_from_mae_hiera_weights(tmp_path):
     state, _ = read_checkpoint(out / "model.pt")
     for key, value in convert_hiera_state_dict(reference.state_dict(), trunk).items():
         torch.testing.assert_close(state[f"image_encoder.trunk.{key}"], value, rtol=0, atol=0, msg=key)
+
+
+def test_one_frame_clips_train_interactive_prompts_and_skip_mask_prompted_ones(tmp_path):
+    """``--num-frames 1 --mask-prob 0`` is SAM-style image training: every clip is a clicked or boxed frame
+    with correction clicks; a one-frame clip prompted by its mask has no loss and leaves the weights alone."""
+    torch.manual_seed(0)
+    model = SAM2Model(tiny_config(image_size=64))
+    sampler = ClipSampler(64, None, ClipSettings(num_frames=1, max_objects=2))
+    clicks = Trainer(model, sampler, tmp_path / "a", TrainSettings(steps=2, warmup=1), PromptSimulation(mask_prob=0.0))
+    logged = clicks.train_step()
+    assert {"focal", "dice", "iou", "object"} <= set(logged) and logged["loss"] > 0
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    masks = Trainer(model, sampler, tmp_path / "b", TrainSettings(steps=2, warmup=1), PromptSimulation(mask_prob=1.0))
+    assert masks.train_step() == {"loss": 0.0} and masks.step == 1
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_vos_train_passes_the_prompt_mix_to_the_simulation(tmp_path, monkeypatch):
+    seen = {}
+
+    def run(self, progress=True):
+        seen["prompts"] = self.prompts
+        return {}
+
+    monkeypatch.setattr(Trainer, "run", run)
+    assert main(["train", "--out", str(tmp_path / "run"), "--config", "vos_small", "--image-size", "64",
+                 "--mask-prob", "0", "--box-prob", "0.25", "--num-frames", "1", "--steps", "1"]) == 0
+    assert seen["prompts"].mask_prob == 0.0 and seen["prompts"].box_prob == 0.25

@@ -97,6 +97,7 @@ def _train(args: argparse.Namespace) -> int:
     from .checkpoint import build_model
     from .config import get_config
     from .train.clips import ClipSampler, ClipSettings, DavisVideos
+    from .train.rollout import PromptSimulation
     from .train.trainer import Trainer, TrainSettings
 
     if args.threads:
@@ -129,7 +130,8 @@ def _train(args: argparse.Namespace) -> int:
         validation = (Path(args.val_root), names)
     settings = TrainSettings(steps=args.steps, lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
                              validate_every=args.validate_every, warmup=min(200, args.steps // 10))
-    trainer = Trainer(model, sampler, args.out, settings, validation=validation)
+    prompts = PromptSimulation(mask_prob=args.mask_prob, box_prob=args.box_prob)
+    trainer = Trainer(model, sampler, args.out, settings, prompts, validation=validation)
     if trainer.resume():
         print(f"resumed from {Path(args.out) / 'last.pt'} at step {trainer.step}")
     scores = trainer.run()
@@ -366,6 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
     p.add_argument("--num-frames", type=int, default=8, help="frames per clip")
     p.add_argument("--max-objects", type=int, default=3, help="objects per clip")
+    p.add_argument("--mask-prob", type=float, default=0.5,
+                   help="share of conditioning frames prompted with the ground-truth mask rather than clicks or a box; "
+                   "with --num-frames 1 and 0 here, interactive image training as SAM's")
+    p.add_argument("--box-prob", type=float, default=0.5, help="share of the other prompts that are boxes rather than clicks")
     p.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same run")
     p.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
     p.add_argument("--val-root", help="DAVIS root to compute J&F on at checkpoints")

@@ -120,12 +120,14 @@ class Trainer:
         device = self.model.device
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             terms = rollout(self.model, clip, rng, self.prompts)
+        self.step += 1
+        if not terms:  # every object was prompted with its mask on a one-frame clip: nothing to learn from
+            return {"loss": 0.0}
         loss = sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_clip)
         self.optimizer.step()
-        self.step += 1
         return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
 
     def run(self, progress: bool = True) -> dict[str, float]:
@@ -144,7 +146,7 @@ class Trainer:
             if self.step % s.checkpoint_every == 0 or last:
                 self.save()
                 entry = {"step": self.step, "seconds": round(time.time() - started, 1),
-                         **{k: float(np.mean([h[k] for h in history if k in h])) for k in history[-1]}}
+                         **{k: float(np.mean([h[k] for h in history if k in h])) for k in dict.fromkeys(k for h in history for k in h)}}
                 if self.validation is not None and ((s.validate_every and self.step % s.validate_every == 0) or last):
                     scores = self.validate()
                     entry.update(scores)
