@@ -1,4 +1,5 @@
-"""vos.kernels.Linear: the packed oneDNN path agrees with F.linear and never gets in the way of training."""
+"""vos.kernels: the packed oneDNN path of Linear agrees with F.linear and never gets in the way of training;
+the bfloat16 CPU attention agrees with softmax attention."""
 from __future__ import annotations
 
 import pytest
@@ -6,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vos.kernels import PACKED_KERNELS_AVAILABLE, Linear, use_packed_kernels
+from vos.kernels import PACKED_KERNELS_AVAILABLE, Linear, attention, use_packed_kernels
 
-pytestmark = pytest.mark.skipif(not PACKED_KERNELS_AVAILABLE, reason="this torch build has no oneDNN linear")
+needs_onednn = pytest.mark.skipif(not PACKED_KERNELS_AVAILABLE, reason="this torch build has no oneDNN linear")
 
 
 def _layer(seed: int = 0) -> Linear:
@@ -16,6 +17,7 @@ def _layer(seed: int = 0) -> Linear:
     return Linear(48, 80)
 
 
+@needs_onednn
 @pytest.mark.parametrize("activation, fn", [("none", lambda x: x), ("relu", F.relu), ("gelu", F.gelu)])
 def test_packed_path_matches_f_linear(activation, fn):
     layer = _layer()
@@ -28,6 +30,7 @@ def test_packed_path_matches_f_linear(activation, fn):
     torch.testing.assert_close(packed, expected, rtol=1e-5, atol=1e-5)
 
 
+@needs_onednn
 def test_turned_off_it_is_f_linear_bit_for_bit():
     layer = use_packed_kernels(nn.Sequential(_layer()), False)[0]
     x = torch.randn(33, 48)
@@ -36,6 +39,7 @@ def test_turned_off_it_is_f_linear_bit_for_bit():
     assert layer._packed_weight is None
 
 
+@needs_onednn
 def test_training_takes_the_autograd_path_and_repacks_after_updates():
     layer = _layer()
     x = torch.randn(5, 48)
@@ -52,6 +56,7 @@ def test_training_takes_the_autograd_path_and_repacks_after_updates():
     assert not torch.allclose(before, after)
 
 
+@needs_onednn
 def test_bfloat16_under_autocast_and_state_dict_unchanged():
     layer = _layer()
     assert list(layer.state_dict()) == ["weight", "bias"]
@@ -62,6 +67,7 @@ def test_bfloat16_under_autocast_and_state_dict_unchanged():
     torch.testing.assert_close(out.float(), F.linear(x, layer.weight, layer.bias), rtol=0.05, atol=0.05)
 
 
+@needs_onednn
 def test_hiera_position_embedding_cache_follows_the_weights():
     from vos.hiera import Hiera, HieraConfig
 
@@ -76,3 +82,19 @@ def test_hiera_position_embedding_cache_follows_the_weights():
         torch.testing.assert_close(updated, trunk._position_embedding(8, 8))
         assert trunk.position_embedding(12, 12).shape == (1, 12, 12, 16)
     assert trunk.position_embedding(8, 8).requires_grad  # training recomputes it, through autograd
+
+
+@pytest.mark.parametrize("batch,n_q,n_k", [((), 100, 70), ((2, 3), 1200, 300), ((3, 1), 512, 1030)])
+def test_bfloat16_attention_blocks_match_softmax_attention(batch, n_q, n_k):
+    """The bfloat16 CPU path (query blocks, one reused score buffer, in-place softmax) against a plain float32
+    softmax attention, for blocks that do and do not divide the queries and for broadcast key batches."""
+    torch.manual_seed(0)
+    q = torch.randn(*batch, n_q, 32)
+    k, v = torch.randn(*batch[:-1], 1, n_k, 32) if batch else torch.randn(n_k, 32), torch.randn(n_k, 32)
+    expected = torch.softmax(q @ k.transpose(-2, -1) / 32**0.5, dim=-1) @ v
+    got = attention(q.bfloat16(), k.bfloat16(), v.bfloat16())
+    assert got.dtype == torch.bfloat16 and got.shape == expected.shape
+    torch.testing.assert_close(got.float(), expected, atol=0.03, rtol=0.03)
+    with torch.enable_grad():  # the autograd path gives the same values
+        q_grad = q.bfloat16().requires_grad_()
+        torch.testing.assert_close(attention(q_grad, k.bfloat16(), v.bfloat16()).detach(), got, atol=0, rtol=0)
