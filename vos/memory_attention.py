@@ -67,9 +67,13 @@ class RoPEAttention(Attention):
             if n_rope % n_q or (n_rope != n_q and not self.rope_k_repeat):
                 raise ValueError(f"{n_rope} rotary keys do not tile {n_q} queries")
             # Each memory frame's keys rotate as if it were the current frame: broadcast over frames
-            # rather than tiling the rotation, whose size would grow with the memory.
-            rotated = apply_rope(k[:, :, :n_rope].unflatten(2, (n_rope // n_q, n_q)), cos, sin).flatten(2, 3)
-            k = torch.cat([rotated, k[:, :, n_rope:]], dim=2) if num_k_exclude_rope else rotated
+            # rather than tiling the rotation, whose size would grow with the memory. Rotated keys and
+            # the unrotated pointer keys go straight into one tensor (no concatenation copy).
+            keys = torch.empty(k.shape, dtype=k.dtype, device=k.device)
+            frames = (n_rope // n_q, n_q)
+            apply_rope(k[:, :, :n_rope].unflatten(2, frames), cos, sin, out=keys[:, :, :n_rope].unflatten(2, frames))
+            keys[:, :, n_rope:] = k[:, :, n_rope:]
+            k = keys
         return self._attend(q, k, v)
 
 
