@@ -26,3 +26,14 @@ def test_rope_into_a_view_of_the_keys_is_the_stacked_formula_bit_for_bit(dtype):
     apply_rope(frames, cos, sin, out=out[:, :, :48].unflatten(2, (3, 16)))
     assert torch.equal(out[:, :, :48].unflatten(2, (3, 16)), expected)
     assert out[:, :, 48:].isnan().all()  # nothing written past the rotated keys
+
+
+def test_rope_into_a_view_keeps_gradients():
+    torch.manual_seed(0)
+    x = torch.randn(1, 1, 2, 4, 8, requires_grad=True)
+    cos, sin = torch.randn(4, 4), torch.randn(4, 4)
+    out = torch.empty(1, 1, 9, 8)
+    apply_rope(x, cos, sin, out=out[:, :, :8].unflatten(2, (2, 4)))
+    out[:, :, :8].sum().backward()
+    expected = torch.autograd.grad(_reference(x, cos, sin).sum(), x)[0]
+    torch.testing.assert_close(x.grad, expected)

@@ -117,9 +117,12 @@ def test_clicks_on_a_real_clip(models, real, history, packed):
     _check(_replay(official, ours, real, actions, TrackerSettings(keep_history=history), packed=packed), exact=not packed)
 
 
-@pytest.mark.parametrize("batch", [False, True], ids=["one-by-one", "batched"])
+@pytest.mark.parametrize("batch, memory_bytes", [(False, None), (True, None), (True, 1)],
+                         ids=["one-by-one", "batched", "batched, memory attention split per object"])
 @torch.no_grad()
-def test_clicks_box_and_mask_for_three_objects(models, synthetic, batch):
+def test_clicks_box_and_mask_for_three_objects(models, synthetic, batch, memory_bytes, monkeypatch):
+    if memory_bytes is not None:  # objects whose memory keys exceed the budget go through memory attention alone
+        monkeypatch.setattr("vos.inference_core._BATCH_MEMORY_BYTES", memory_bytes)
     official, ours = models
     actions = [
         _click(0, 1, [[32, 38]], [1]),

@@ -100,7 +100,8 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, out: torch
 
     Plain real products and sums on purpose: PyTorch's vectorised complex product rounds some elements
     differently depending on memory alignment, which made identical runs differ in the last bit."""
-    if x.dtype != torch.float32:  # rotate in float32, round once
+    if x.dtype != torch.float32 or (torch.is_grad_enabled() and x.requires_grad):
+        # Other dtypes rotate in float32 and round once; autograd cannot follow writes into ``out=``.
         pairs = x.float().unflatten(-1, (-1, 2))
         real, imag = pairs[..., 0], pairs[..., 1]
         rotated = torch.stack((real * cos - imag * sin, real * sin + imag * cos), dim=-1).flatten(-2).to(x.dtype)
