@@ -103,19 +103,30 @@ def timed_frames(results, warmup: int, totals: dict) -> tuple[list[float], list]
     return times[warmup:], masks
 
 
-def run_vos(config: str, size: int, objects: int, folder: Path, warmup: int, precision: str) -> dict:
-    from vos import TrackerSettings, VideoPredictor
+def vos_model(config: str, size: int):
     from vos.checkpoint import build_model
     from vos.config import get_config
 
-    model = build_model(get_config(config).replace(image_size=size), weights(config, size))
-    totals: dict[str, float] = defaultdict(float)
-    time_stages(model, totals)
-    reset_peak_memory()
+    return build_model(get_config(config).replace(image_size=size), weights(config, size))
+
+
+def clicked_predictor(model, folder: Path, objects: int, precision: str):
+    """vos's offline predictor on ``folder`` with one click for each of ``objects`` objects on frame 0."""
+    from vos import TrackerSettings, VideoPredictor
+
     predictor = VideoPredictor(model, folder, TrackerSettings(precision=precision))
     h, w = predictor.video_size
     for i, (x, y) in enumerate(clicks(objects, w, h)):
         predictor.add_points(0, i + 1, [[x, y]])
+    return predictor
+
+
+def run_vos(config: str, size: int, objects: int, folder: Path, warmup: int, precision: str) -> dict:
+    model = vos_model(config, size)
+    totals: dict[str, float] = defaultdict(float)
+    time_stages(model, totals)
+    reset_peak_memory()
+    predictor = clicked_predictor(model, folder, objects, precision)
     timed, masks = timed_frames((r.masks for r in predictor.propagate(0)), warmup, totals)
     return {"seconds_per_frame": sum(timed) / len(timed), "masks": masks,
             "stages_ms": {k: 1000 * v / len(timed) for k, v in totals.items()}}
@@ -166,18 +177,11 @@ def count_flops(config: str, size: int, objects: int, folder: Path, warmup: int)
     same arithmetic: exact mode's masks are its masks)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from vos import TrackerSettings, VideoPredictor
-    from vos.checkpoint import build_model
-    from vos.config import get_config
     from vos.kernels import use_packed_kernels
 
     # The counter sees aten's matrix products, not oneDNN's packed ones: same arithmetic, counted.
-    model = use_packed_kernels(build_model(get_config(config).replace(image_size=size), weights(config, size)), False)
-    predictor = VideoPredictor(model, folder, TrackerSettings(precision="float32"))
-    h, w = predictor.video_size
-    for i, (x, y) in enumerate(clicks(objects, w, h)):
-        predictor.add_points(0, i + 1, [[x, y]])
-    frames = predictor.propagate(0)
+    model = use_packed_kernels(vos_model(config, size), False)
+    frames = clicked_predictor(model, folder, objects, "float32").propagate(0)
     for _ in range(warmup):
         next(frames)
     counter = FlopCounterMode(display=False, depth=1)
@@ -212,9 +216,7 @@ def worker(args: argparse.Namespace) -> None:
     job = json.loads(args.worker)
     # Every worker measures the ceiling first: this VM's speed drifts, and the floor uses the best seen.
     ceiling = {"float32": matmul_ceiling(torch.float32), "bfloat16": matmul_ceiling(torch.bfloat16)}
-    if job["tool"] == "ceiling":
-        out = {}
-    elif job["tool"] == "flops":
+    if job["tool"] == "flops":
         with tempfile.TemporaryDirectory() as tmp:
             out = count_flops(job["config"], job["size"], job["objects"], frames_dir(tmp, job["warmup"] + 1), job["warmup"])
     else:
@@ -251,7 +253,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         return worker(args)
-    ceilings = [spawn(args, {"tool": "ceiling"})["ceiling_gflops"]]
+    ceilings = []
     tools = ["official"] + args.precisions
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

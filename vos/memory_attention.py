@@ -69,7 +69,7 @@ class RoPEAttention(Attention):
             # Each memory frame's keys rotate as if it were the current frame: broadcast over frames
             # rather than tiling the rotation, whose size would grow with the memory. Rotated keys and
             # the unrotated pointer keys go straight into one tensor (no concatenation copy).
-            keys = torch.empty(k.shape, dtype=k.dtype, device=k.device)
+            keys = k.new_empty(k.shape)
             frames = (n_rope // n_q, n_q)
             apply_rope(k[:, :, :n_rope].unflatten(2, frames), cos, sin, out=keys[:, :, :n_rope].unflatten(2, frames))
             keys[:, :, n_rope:] = k[:, :, n_rope:]

@@ -145,8 +145,9 @@ class Trainer:
             last = self.step == s.steps
             if self.step % s.checkpoint_every == 0 or last:
                 self.save()
+                keys = dict.fromkeys(k for h in history for k in h)  # a skipped clip logs the loss alone
                 entry = {"step": self.step, "seconds": round(time.time() - started, 1),
-                         **{k: float(np.mean([h[k] for h in history if k in h])) for k in dict.fromkeys(k for h in history for k in h)}}
+                         **{k: float(np.mean([h[k] for h in history if k in h])) for k in keys}}
                 if self.validation is not None and ((s.validate_every and self.step % s.validate_every == 0) or last):
                     scores = self.validate()
                     entry.update(scores)
