@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .arrays import FrameArray
 from .folder import FrameFolder
 from .latest import Backoff, LiveSource, StreamStats
 from .network import NetworkStream, is_network_url, redact_url
@@ -34,6 +35,6 @@ def open_live(spec: str | int, **options) -> FrameSource:
 
 
 __all__ = [
-    "Backoff", "Frame", "FrameFolder", "FrameSource", "LiveSource", "NetworkStream", "SeekableSource",
+    "Backoff", "Frame", "FrameArray", "FrameFolder", "FrameSource", "LiveSource", "NetworkStream", "SeekableSource",
     "SourceError", "StreamStats", "VideoFile", "Webcam", "open_live", "open_video", "redact_url",
 ]

@@ -97,6 +97,7 @@ def _train(args: argparse.Namespace) -> int:
     from .checkpoint import build_model
     from .config import get_config
     from .train.clips import ClipSampler, ClipSettings, DavisVideos
+    from .train.composite import CompositeSource
     from .train.rollout import PromptSimulation
     from .train.trainer import Trainer, TrainSettings
 
@@ -121,8 +122,17 @@ def _train(args: argparse.Namespace) -> int:
             model.image_encoder.trunk.load_state_dict(convert_hiera_state_dict(state, config.trunk))
     model = model.to(device)
     davis = DavisVideos(args.davis, args.split) if args.davis else None
-    clips = ClipSettings(num_frames=args.num_frames, max_objects=args.max_objects, synthetic_prob=args.synthetic_prob)
-    sampler = ClipSampler(model.image_size, davis, clips)
+    composites = None
+    if args.composite_prob > 0:
+        if not args.images and davis is None:
+            raise SystemExit("--composite-prob needs real masks to cut objects from: --images or --davis")
+        exclude = set()
+        if args.exclude_images:
+            exclude = {l.strip() for l in Path(args.exclude_images).read_text().splitlines() if l.strip()}
+        composites = CompositeSource.from_data(args.images, davis, max_pasted=args.max_objects, exclude=exclude)
+    clips = ClipSettings(num_frames=args.num_frames, max_objects=args.max_objects, synthetic_prob=args.synthetic_prob,
+                         composite_prob=args.composite_prob)
+    sampler = ClipSampler(model.image_size, davis, clips, composites)
     validation = None
     if args.val_root:
         names = [l.strip() for l in Path(args.val_split).read_text().splitlines() if l.strip()] if args.val_split else \
@@ -359,7 +369,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--davis", help="DAVIS-layout training root (JPEGImages/480p, Annotations/480p); without it, "
                    "synthetic videos only")
     p.add_argument("--split", help="ImageSets file of training sequences (default: all)")
+    p.add_argument("--images", action="append", default=[],
+                   help="image set with one object mask per image (ROOT/images/*.jpg, ROOT/masks/*.png), for "
+                   "copy-paste composites; repeatable")
+    p.add_argument("--exclude-images", help="file of --images names to hold out (one per line): their images, "
+                   "with every other object on them, are never trained on")
     p.add_argument("--synthetic-prob", type=float, default=0.5, help="share of clips from the synthetic generator")
+    p.add_argument("--composite-prob", type=float, default=0.0,
+                   help="share of copy-paste composites: real objects (from --images and --davis) pasted onto real "
+                   "frames, moving and occluding each other")
     p.add_argument("--config", default="vos_small", help="model config to train from scratch (default vos_small)")
     p.add_argument("--init", help="start from this checkpoint (official or vos) instead of from scratch")
     p.add_argument("--init-trunk", help="initialise the trunk from hiera-transformer MAE weights (a .pth file)")

@@ -12,7 +12,8 @@ import torch
 from evaluation.masks import frame_pngs, read_index_png
 from streams import FrameFolder
 
-from ..transforms import PIXEL_MEAN, PIXEL_STD
+from ..transforms import preprocess
+from .composite import CompositeSource
 from .synthetic import generate_video
 
 
@@ -28,12 +29,14 @@ class Clip:
 @dataclass(frozen=True)
 class ClipSettings:
     """Sampling and augmentation: ``num_frames`` consecutive frames (reversed with ``reverse_prob``), at
-    most ``max_objects`` objects, ``synthetic_prob`` of clips from the generator."""
+    most ``max_objects`` objects; ``synthetic_prob`` of clips from the generator, ``composite_prob`` from
+    copy-paste composites, the rest from real videos."""
 
     num_frames: int = 8
     max_objects: int = 3
     reverse_prob: float = 0.5
     synthetic_prob: float = 0.5
+    composite_prob: float = 0.0
     flip_prob: float = 0.5
     degrees: float = 25.0
     shear: float = 20.0
@@ -104,22 +107,41 @@ def _jitter(image: np.ndarray, rng: np.random.Generator, s: ClipSettings, gray: 
 
 
 class ClipSampler:
-    """Draws augmented :class:`Clip` s of ``image_size`` from DAVIS videos and the synthetic generator."""
+    """Draws augmented :class:`Clip` s of ``image_size`` from real videos, copy-paste composites and the
+    synthetic generator, in the shares ``settings`` gives; a source that is not given takes no share."""
 
-    def __init__(self, image_size: int, davis: DavisVideos | None = None, settings: ClipSettings = ClipSettings()) -> None:
-        if davis is None and settings.synthetic_prob < 1:
-            settings = ClipSettings(**{**settings.__dict__, "synthetic_prob": 1.0})
+    def __init__(
+        self,
+        image_size: int,
+        davis: DavisVideos | None = None,
+        settings: ClipSettings = ClipSettings(),
+        composites: CompositeSource | None = None,
+    ) -> None:
         self.image_size = image_size
         self.davis = davis
+        self.composites = composites
         self.settings = settings
+        shares = {
+            "synthetic": settings.synthetic_prob,
+            "composite": settings.composite_prob if composites is not None else 0.0,
+            "davis": max(1.0 - settings.synthetic_prob - settings.composite_prob, 0.0) if davis is not None else 0.0,
+        }
+        total = sum(shares.values())
+        if total <= 0:  # nothing else to draw from
+            shares, total = {"synthetic": 1.0}, 1.0
+        self.sources = list(shares)
+        self.shares = np.array([shares[k] for k in self.sources]) / total
         # Real frames make realistic backgrounds for the synthetic objects.
         self.backgrounds = [] if davis is None else [frames[0] for frames, _ in davis.videos]
 
     def sample(self, rng: np.random.Generator) -> Clip:
         s = self.settings
         while True:
-            if self.davis is None or rng.random() < s.synthetic_prob:
+            source = self.sources[int(rng.choice(len(self.sources), p=self.shares))]
+            if source == "synthetic":
                 frames, masks = self._synthetic(rng)
+            elif source == "composite":
+                frames, masks = self.composites.sample(rng, s.num_frames)
             else:
                 frames, masks = self._davis(rng)
             if rng.random() < s.reverse_prob:
@@ -155,15 +177,14 @@ class ClipSampler:
                 frame, mask = frame[:, ::-1], mask[:, ::-1]
             frame = cv2.warpAffine(np.ascontiguousarray(frame), warp, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
             mask = cv2.warpAffine(np.ascontiguousarray(mask), warp, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
-            frame = _jitter(frame, rng, s, gray)
-            images.append(cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA))
+            # 8-bit frames through the inference preprocessing, so that training sees what tracking sees.
+            frame = _jitter(frame, rng, s, gray).round().astype(np.uint8)
+            images.append(preprocess(frame, size)[0])
             labels.append(cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST))
         labels = np.stack(labels)
         ids = [i for i in np.unique(labels[0]) if i != 0]
         if not ids:
             return None
         ids = rng.permutation(ids)[: s.max_objects]
-        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2) / 255.0
-        mean, std = torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), torch.tensor(PIXEL_STD).view(1, 3, 1, 1)
         masks_t = torch.from_numpy(np.stack([labels == i for i in ids], 1))
-        return Clip(((x - mean) / std).float(), masks_t)
+        return Clip(torch.stack(images), masks_t)

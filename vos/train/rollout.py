@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from memory import MemoryBank, MemorySettings
 
@@ -43,7 +44,8 @@ def _sample_clicks(rng: np.random.Generator, error: torch.Tensor, positive: torc
                 continue
         i = int(rng.integers(len(ys)))
         y, x = int(ys[i]), int(xs[i])
-        coords.append(torch.tensor([x + 0.5, y + 0.5]))
+        # Pixel indices, as a user's click is: the prompt encoder moves every point to its pixel's centre.
+        coords.append(torch.tensor([float(x), float(y)]))
         labels.append(1 if pos[y, x] else 0)
     return torch.stack(coords)[:, None], torch.tensor(labels, dtype=torch.int32)[:, None]
 
@@ -62,8 +64,15 @@ def _boxes(rng: np.random.Generator, masks: torch.Tensor, sim: PromptSimulation)
     return torch.stack(out)
 
 
-def rollout(model: SAM2Model, clip: Clip, rng: np.random.Generator, sim: PromptSimulation = PromptSimulation()) -> dict[str, torch.Tensor]:
-    """The summed loss terms of one clip, normalised by its number of objects."""
+def rollout(
+    model: SAM2Model,
+    clip: Clip,
+    rng: np.random.Generator,
+    sim: PromptSimulation = PromptSimulation(),
+    outputs: dict[int, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """The summed loss terms of one clip, normalised by its number of objects. ``outputs``, when given,
+    receives each frame's chosen mask logits ``(N, 1, S, S)``, detached."""
     device = model.device
     images, masks = clip.images.to(device), clip.masks.to(device)
     num_frames, num_obj = masks.shape[:2]
@@ -98,7 +107,12 @@ def rollout(model: SAM2Model, clip: Clip, rng: np.random.Generator, sim: PromptS
             features = condition_on_selections(model, feats.vision_features[t : t + 1], feats.vision_pos_enc[-1][t : t + 1], selections)
             heads = model.predict_masks(features, high_res, multimask_output=model.use_multimask(False, 0))
             add(step_loss(heads, target))
-        memory, _ = model.encode_memory(vision, heads.high_res_masks, heads.object_score, binarize=binarize)
+        if outputs is not None:
+            outputs[t] = heads.high_res_masks.detach()
+        # Memories come from the low-resolution logits brought back to full size, as the trackers encode
+        # them (the same as the high-resolution masks, except for a mask prompt, which they see blurred).
+        high = F.interpolate(heads.low_res_masks, size=target.shape[-2:], mode="bilinear", align_corners=False)
+        memory, _ = model.encode_memory(vision, high, heads.object_score, binarize=binarize)
         for i, bank in enumerate(banks):
             bank.add(t, memory[i], heads.obj_ptr[i], float(heads.object_score[i, 0].detach()), prompted=t in prompted)
     return totals
