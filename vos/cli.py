@@ -8,7 +8,7 @@ import sys
 def _info(args: argparse.Namespace) -> int:
     from . import load_model
 
-    model = load_model(args.checkpoint, image_size=args.image_size)
+    model = load_model(args.checkpoint, config=args.config, image_size=args.image_size)
     cfg = model.config
     params = sum(p.numel() for p in model.parameters())
     print(f"config:      {cfg.name} (SAM {cfg.version})")
@@ -34,6 +34,10 @@ def _eval(args: argparse.Namespace) -> int:
     from evaluation.benchmark import Report, evaluate_davis, evaluate_sav
     from evaluation.davis import read_sequence_list
 
+    from .device import check_device
+
+    if args.device is not None:
+        check_device(args.device)
     root = Path(args.root)
     out = Path(args.out or args.predictions or "vos-eval")
     gt = root
@@ -52,7 +56,7 @@ def _eval(args: argparse.Namespace) -> int:
             from . import load_model
             from .inference_core import TrackerSettings
 
-            model = load_model(args.checkpoint, image_size=args.image_size, device=shard.device)
+            model = load_model(args.checkpoint, config=args.config, image_size=args.image_size, device=shard.device)
             if args.dataset == "davis":
                 settings = TrackerSettings.vos_inference(keep_history=False, precision=args.precision)
                 predict_davis(model, root, predictions, mine, settings, progress=shard.is_main,
@@ -130,8 +134,8 @@ def _train(args: argparse.Namespace) -> int:
         if args.exclude_images:
             exclude = {l.strip() for l in Path(args.exclude_images).read_text().splitlines() if l.strip()}
         composites = CompositeSource.from_data(args.images, davis, max_pasted=args.max_objects, exclude=exclude)
-    clips = ClipSettings(num_frames=args.num_frames, max_objects=args.max_objects, synthetic_prob=args.synthetic_prob,
-                         composite_prob=args.composite_prob)
+    clips = ClipSettings(num_frames=args.num_frames, image_prob=args.image_prob, max_objects=args.max_objects,
+                         synthetic_prob=args.synthetic_prob, composite_prob=args.composite_prob)
     sampler = ClipSampler(model.image_size, davis, clips, composites)
     validation = None
     if args.val_root:
@@ -175,13 +179,14 @@ def _cli_prompts(args: argparse.Namespace) -> list:
 
     prompts = read_prompt_file(args.prompts) if args.prompts else []
     for kind, value, obj, frame in getattr(args, "prompt_items", None) or []:
+        where = f"--{kind} {value!r} (object {obj}, frame {frame})"
         if kind == "point":
             v = _numbers(value, (2, 3), "--point")
-            prompt = Prompt.make(points=[v[:2]], labels=[int(v[2]) if len(v) == 3 else 1])
+            prompt = Prompt.make(points=[v[:2]], labels=[v[2] if len(v) == 3 else 1], where=where)
         elif kind == "box":
-            prompt = Prompt.make(box=_numbers(value, (4,), "--box"))
+            prompt = Prompt.make(box=_numbers(value, (4,), "--box"), where=where)
         else:
-            prompt = Prompt.make(mask=read_mask_png(value, obj))
+            prompt = Prompt.make(mask=read_mask_png(value, obj), where=where)
         prompts.append(FramePrompt(frame, obj, prompt))
     return prompts
 
@@ -191,13 +196,19 @@ def _track(args: argparse.Namespace) -> int:
 
     from . import load_model
     from .inference_core import TrackerSettings
-    from .track import track_video
+    from .track import check_out_dir, check_request, track_video
 
     prompts = _cli_prompts(args)
-    model = load_model(args.checkpoint, image_size=args.image_size, device=args.device or "cpu")
     out = Path(args.out or Path("vos-out") / Path(args.input).stem)
+    # Everything that needs neither the model nor the video is checked before either is loaded.
+    check_request(prompts, args.masks)
+    check_out_dir(out, args.overwrite)
+    model = load_model(args.checkpoint, config=args.config, image_size=args.image_size, device=args.device or "cpu")
     settings = TrackerSettings.official(keep_history=False, precision=args.precision)
-    result = track_video(model, args.input, prompts, out, overlay=not args.no_video, masks=args.masks, settings=settings)
+    result = track_video(model, args.input, prompts, out, overlay=not args.no_video, masks=args.masks,
+                         settings=settings, overwrite=args.overwrite)
+    if result.replaced:
+        print(f"replaced the previous run's outputs in {out}")
     print(f"tracked {len(set(p.obj_id for p in prompts))} object(s) over {result.frames} frames")
     for path in (result.overlay, result.masks):
         if path is not None:
@@ -206,6 +217,8 @@ def _track(args: argparse.Namespace) -> int:
 
 
 def _live(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from streams import Backoff, open_live
     from streams.network import is_network_url
 
@@ -214,7 +227,10 @@ def _live(args: argparse.Namespace) -> int:
     from .live_job import run_live
 
     prompts = _cli_prompts(args)
-    model = load_model(args.checkpoint, image_size=args.image_size, device=args.device or "cpu")
+    if args.out and Path(args.out).is_dir():
+        raise IsADirectoryError(f"--out {args.out} is a folder; 'vos live --out' names the video file to write "
+                                "(e.g. live.mp4)")
+    model = load_model(args.checkpoint, config=args.config, image_size=args.image_size, device=args.device or "cpu")
     log = lambda message: print(message, flush=True)  # noqa: E731
     options = {"backoff": Backoff(max_attempts=args.max_reconnects), "on_event": log}
     if args.transport:
@@ -269,8 +285,15 @@ def _add_prompt_options(p: argparse.ArgumentParser, live: bool) -> None:
                    + ": [{\"frame\": 0, \"obj_id\": 1, \"points\": [[x, y]], \"labels\": [1], "
                    "\"box\": [x1, y1, x2, y2], \"mask\": \"m.png\"}, ...]")
     p.add_argument("--checkpoint", help="model checkpoint (file or official name); default: the embedded vos model")
+    _add_config_option(p)
     p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
     _add_precision_option(p)
+
+
+def _add_config_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None,
+                   help="the config of a checkpoint that does not store one (e.g. vos_small, sam2.1_hiera_tiny); "
+                   "default: the file's own, or the known config its weights fit")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -279,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="describe a checkpoint: inferred config, size, parameter count")
     p.add_argument("checkpoint", help="checkpoint file or official name (e.g. sam2.1_hiera_tiny)")
+    _add_config_option(p)
     p.add_argument("--image-size", type=int, default=None, help="input size to build the model at (default: the config's)")
     p.set_defaults(func=_info)
 
@@ -300,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="the model to run over the dataset (default: the embedded vos model) with the "
                    "official evaluation defaults (masks of the first frame, forward propagation, non-overlapping "
                    "objects); masks go to OUT/masks, and sequences already there are scored, not recomputed")
+    _add_config_option(p)
     p.add_argument("--predictions", help="score the masks in this folder instead of running a model")
     p.add_argument("--images", help="SA-V only: the folder of frame folders (JPEGImages_24fps) to run the model on")
     p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
@@ -326,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--masks", choices=["davis", "sav", "none"], default="davis",
                    help="davis: one palette PNG per frame (object id as index); sav: one binary PNG per object and frame")
     p.add_argument("--no-video", action="store_true", help="do not write the overlay video")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the outputs of an earlier run in the output folder (default: refuse to touch them)")
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     p.set_defaults(func=_track, prompt_items=[])
 
@@ -385,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=20000, help="total training steps (one clip each)")
     p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
     p.add_argument("--num-frames", type=int, default=8, help="frames per clip")
+    p.add_argument("--image-prob", type=float, default=0.0,
+                   help="share of steps on a single frame with clicks and boxes (image training mixed into clip training)")
     p.add_argument("--max-objects", type=int, default=3, help="objects per clip")
     p.add_argument("--mask-prob", type=float, default=0.5,
                    help="share of conditioning frames prompted with the ground-truth mask rather than clicks or a box; "
@@ -401,17 +430,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _message(exc: BaseException) -> str:
+    """One line for an error: no ``[Errno N]`` prefixes or quoted KeyError text, and never a credential."""
+    from streams.redact import redact_url
+
+    if isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])
+    elif isinstance(exc, OSError) and exc.strerror and exc.filename:
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return redact_url(" ".join(text.split()))
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command. Exit status 0 on success, 2 on an error (one line on stderr naming the file, frame,
+    object or key; files already written stay complete), 130 when interrupted with Ctrl-C."""
     args = build_parser().parse_args(argv)
-    from .checkpoint import CheckpointError
     from streams import SourceError
 
+    from .checkpoint import CheckpointError
     from .hub import DownloadError
+    from .track import TrackError
 
     try:
         return args.func(args)
-    except (FileNotFoundError, CheckpointError, DownloadError, KeyError, ValueError, SourceError) as exc:
-        print(f"vos {args.command}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a run's own summary ("interrupted after N frames; kept ...") when it has one
+        print(f"vos {args.command}: {_message(exc) if str(exc) else 'interrupted'}", file=sys.stderr)
+        return 130
+    except (OSError, CheckpointError, DownloadError, KeyError, ValueError, SourceError, TrackError) as exc:
+        print(f"vos {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
 
 

@@ -28,11 +28,13 @@ class Clip:
 
 @dataclass(frozen=True)
 class ClipSettings:
-    """Sampling and augmentation: ``num_frames`` consecutive frames (reversed with ``reverse_prob``), at
-    most ``max_objects`` objects; ``synthetic_prob`` of clips from the generator, ``composite_prob`` from
+    """Sampling and augmentation: ``num_frames`` consecutive frames (reversed with ``reverse_prob``), or
+    with ``image_prob`` a single frame (SAM-style image training within clip training), at most
+    ``max_objects`` objects; ``synthetic_prob`` of clips from the generator, ``composite_prob`` from
     copy-paste composites, the rest from real videos."""
 
     num_frames: int = 8
+    image_prob: float = 0.0
     max_objects: int = 3
     reverse_prob: float = 0.5
     synthetic_prob: float = 0.5
@@ -137,30 +139,30 @@ class ClipSampler:
     def sample(self, rng: np.random.Generator) -> Clip:
         s = self.settings
         while True:
+            num_frames = 1 if rng.random() < s.image_prob else s.num_frames
             source = self.sources[int(rng.choice(len(self.sources), p=self.shares))]
             if source == "synthetic":
-                frames, masks = self._synthetic(rng)
+                frames, masks = self._synthetic(rng, num_frames)
             elif source == "composite":
-                frames, masks = self.composites.sample(rng, s.num_frames)
+                frames, masks = self.composites.sample(rng, num_frames)
             else:
-                frames, masks = self._davis(rng)
+                frames, masks = self._davis(rng, num_frames)
             if rng.random() < s.reverse_prob:
                 frames, masks = frames[::-1], masks[::-1]
             clip = self._augment(frames, masks, rng)
             if clip is not None:
                 return clip
 
-    def _synthetic(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _synthetic(self, rng: np.random.Generator, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
         video = generate_video(
-            int(rng.integers(2**31)), self.settings.num_frames, (240, 320),
+            int(rng.integers(2**31)), num_frames, (240, 320),
             num_objects=int(rng.integers(1, self.settings.max_objects + 1)),
             num_distractors=int(rng.integers(0, 3)), backgrounds=self.backgrounds,
         )
         return video.frames, video.masks
 
-    def _davis(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _davis(self, rng: np.random.Generator, t: int) -> tuple[np.ndarray, np.ndarray]:
         frames, masks = self.davis.videos[int(rng.integers(len(self.davis)))]
-        t = self.settings.num_frames
         start = int(rng.integers(max(len(frames) - t, 0) + 1))
         return frames[start : start + t], masks[start : start + t]
 

@@ -97,7 +97,8 @@ def rollout(
         binarize = False
         if t in prompted:
             all_visible = bool(masks[t].flatten(1).any(1).all())
-            if not all_visible or rng.random() < sim.mask_prob:
+            # A mask prompt on a one-frame clip would leave nothing to learn: images always get clicks or boxes.
+            if not all_visible or (num_frames > 1 and rng.random() < sim.mask_prob):
                 heads = model.mask_as_output(vision, high_res, target)
             else:
                 heads = _clicked(model, vision, high_res, masks[t], rng, sim, add)

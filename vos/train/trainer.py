@@ -121,8 +121,6 @@ class Trainer:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             terms = rollout(self.model, clip, rng, self.prompts)
         self.step += 1
-        if not terms:  # every object was prompted with its mask on a one-frame clip: nothing to learn from
-            return {"loss": 0.0}
         loss = sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -145,7 +143,8 @@ class Trainer:
             last = self.step == s.steps
             if self.step % s.checkpoint_every == 0 or last:
                 self.save()
-                keys = dict.fromkeys(k for h in history for k in h)  # a skipped clip logs the loss alone
+                # Clips without a tracked frame or without a clicked one have fewer terms.
+                keys = dict.fromkeys(k for h in history for k in h)
                 entry = {"step": self.step, "seconds": round(time.time() - started, 1),
                          **{k: float(np.mean([h[k] for h in history if k in h])) for k in keys}}
                 if self.validation is not None and ((s.validate_every and self.step % s.validate_every == 0) or last):
