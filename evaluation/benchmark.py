@@ -11,6 +11,8 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
+from streams.files import atomic_write
+
 from . import davis, sav
 from .davis import ObjectScores
 from .masks import frame_pngs
@@ -71,23 +73,22 @@ class Report:
         ax.set_title(title)
         ax.legend(loc="lower left", fontsize=8)
         fig.tight_layout()
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        fig.savefig(tmp, dpi=100)
-        plt.close(fig)
-        os.replace(tmp, path)
-        return path
+        try:
+            return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+        finally:
+            plt.close(fig)
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    os.replace(tmp, path)
-    return path
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(rows)
+
+    return atomic_write(path, write)
 
 
 def _run(fn: Callable, jobs: list[dict], processes: int | None, progress: bool) -> list[ObjectScores]:

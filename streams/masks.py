@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .files import atomic_write
+
 
 def davis_palette() -> list[int]:
     """The 256-colour palette of DAVIS annotations (PASCAL VOC's: id bits spread over R, G and B)."""
@@ -26,21 +28,15 @@ def davis_palette() -> list[int]:
     return out
 
 
-def save_png_atomic(image: Image.Image, path: Path) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path
-
-
 def write_palette_png(path: Path, labels: np.ndarray, palette: list[int] | None = None) -> Path:
     """``(H, W)`` object ids (0-255) as a palette PNG, atomically; the DAVIS palette unless one is given."""
     if labels.ndim != 2:
         raise ValueError(f"{path}: a label map is (H, W), got shape {labels.shape}")
+    if labels.dtype != np.uint8 and labels.size and (labels.min() < 0 or labels.max() > 255):
+        raise ValueError(f"{path}: label values must be 0-255 to fit a palette PNG, got {labels.min()}-{labels.max()}")
     image = Image.fromarray(labels.astype(np.uint8), mode="P")
     image.putpalette(palette if palette is not None else davis_palette())
-    return save_png_atomic(image, path)
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
 class PaletteMaskWriter:
@@ -68,5 +64,5 @@ class PerObjectMaskWriter:
             folder = self.folder / f"{obj_id:03d}"
             folder.mkdir(exist_ok=True)
             image = Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L")
-            paths.append(save_png_atomic(image, folder / f"{name}.png"))
+            paths.append(atomic_write(folder / f"{name}.png", lambda tmp: image.save(tmp, format="PNG")))
         return paths

@@ -1,13 +1,14 @@
 """The overlay video sink: frames with each object's mask, box and id drawn in its own colour (supervision's
 annotators), encoded with PyAV (H.264 where the build has it).
 
-MP4 files are written fragmented (a fragment per keyframe, a keyframe every second), so a run killed at
-frame N leaves a playable file up to the last fragment; a run stopped by an exception or Ctrl-C closes the
-file properly.
+MP4 files are written fragmented, a fragment per frame, so a run killed at frame N leaves a playable file
+of frames 0..N-2; a run stopped by an exception or Ctrl-C closes the file properly, and a full disk leaves
+the file cut back to its last complete fragment.
 """
 from __future__ import annotations
 
 import os
+import struct
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import cv2
 import numpy as np
 import supervision as sv
 
+from .files import WriteError, write_error
 from .masks import davis_palette
 
 _CODECS = ("libx264", "h264", "libopenh264", "mpeg4")
@@ -29,6 +31,28 @@ def _codec() -> str:
         except Exception:  # PyAV raises different types for unknown and decode-only codecs
             continue
     raise RuntimeError(f"none of the video encoders {_CODECS} is available in this PyAV build")
+
+
+def _whole_boxes_end(path: Path, start: int) -> tuple[int, int]:
+    """Where the last complete fragment (moof + mdat) or index (mfra) after byte ``start`` of an MP4 ends,
+    and how many fragments end there: the top-level boxes are walked by their size headers."""
+    size = path.stat().st_size
+    end, fragments, offset = start, 0, start
+    with open(path, "rb") as f:
+        while offset + 8 <= size:
+            f.seek(offset)
+            header = f.read(16)
+            length, kind = struct.unpack(">I4s", header[:8])
+            if length == 1 and len(header) == 16:
+                length = struct.unpack(">Q", header[8:])[0]
+            if length < 8 or offset + length > size:
+                break
+            offset += length
+            if kind == b"mdat":
+                end, fragments = offset, fragments + 1
+            elif kind == b"mfra":
+                end = offset
+    return end, fragments
 
 
 class Annotator:
@@ -58,7 +82,9 @@ class OverlayVideoWriter:
     """Writes annotated frames to a video file: ``write(image (H, W, 3) RGB uint8, detections)``.
 
     All frames must have one size; odd sizes are padded by a pixel, as 4:2:0 video needs even ones.
-    Use as a context manager, or call :meth:`close`.
+    Use as a context manager, or call :meth:`close`. If the file cannot be written (a full disk), the
+    writer cuts it back to its last complete fragment, so that it stays playable, and raises
+    :class:`streams.files.WriteError` saying how many frames it keeps (:attr:`frames_on_disk`).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = 25.0, annotator: Annotator | None = None) -> None:
@@ -66,16 +92,32 @@ class OverlayVideoWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fps = Fraction(fps).limit_denominator(1001) if fps and fps > 0 else Fraction(25)
         self.annotator = annotator or Annotator()
-        # Packets go to disk as they are muxed, so what a killed process leaves is what it encoded.
+        # Packets go to disk as they are muxed, and an MP4 gets one fragment per frame: the muxer writes a
+        # frame's fragment when the next frame arrives, so a killed process leaves all but its last frame.
         options = {"flush_packets": "1"}
-        if self.path.suffix.lower() in (".mp4", ".mov"):
-            options["movflags"] = "frag_keyframe+empty_moov+default_base_moof"
-        self._container = av.open(str(self.path), "w", options=options)
+        self._fragmented = self.path.suffix.lower() in (".mp4", ".mov")
+        if self._fragmented:
+            options["movflags"] = "frag_every_frame+empty_moov+default_base_moof"
+        try:
+            self._container = av.open(str(self.path), "w", options=options)
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
         self._stream = None
         self._size: tuple[int, int] | None = None
         self.frames_written = 0
+        self._packets = 0
+        self._good_size: int | None = None  # file size after the last successful mux: a fragment boundary
+
+    @property
+    def frames_on_disk(self) -> int:
+        """Frames that a reader of the file finds now (all of them once closed)."""
+        if self._container is None or not self._fragmented:
+            return self._packets
+        return max(self._packets - 1, 0)
 
     def write(self, image: np.ndarray, detections: sv.Detections | None = None) -> None:
+        if self._container is None:
+            raise ValueError(f"{self.path}: the writer is closed")
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"{self.path}: frame {self.frames_written} is not an (H, W, 3) uint8 image")
         if self._stream is None:
@@ -89,9 +131,39 @@ class OverlayVideoWriter:
             drawn = cv2.copyMakeBorder(drawn, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(drawn), format="rgb24")
         frame.pts = self.frames_written
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        self._mux(self._stream.encode(frame))
         self.frames_written += 1
+
+    def _mux(self, packets) -> None:
+        try:
+            for packet in packets:
+                self._container.mux(packet)
+                self._packets += 1
+                self._good_size = self.path.stat().st_size
+        except OSError as exc:
+            self._abandon()
+            raise write_error(self.path, exc, f"cannot be written at frame {self.frames_written}", self._kept()) from None
+
+    def _kept(self) -> str:
+        if not self.path.exists():
+            return "the file was removed (not even its header could be written)"
+        n = self.frames_on_disk
+        return f"the file keeps frames 0-{n - 1}" if n else "the file holds no frames"
+
+    def _abandon(self) -> None:
+        """After a failed write: close the container and cut the file back to its last whole fragment (or
+        remove it if not even the header is whole)."""
+        container, self._container = self._container, None
+        try:
+            container.close()
+        except Exception:  # noqa: BLE001 - the file is repaired below whatever the container says
+            pass
+        if self._good_size is None:
+            self.path.unlink(missing_ok=True)
+            self._packets = 0
+        elif self._fragmented:
+            os.truncate(self.path, self._good_size)
+            self._packets = max(self._packets - 1, 0)
 
     def _open_stream(self, size: tuple[int, int]) -> None:
         self._size = size
@@ -100,20 +172,44 @@ class OverlayVideoWriter:
         stream.width, stream.height = w + w % 2, h + h % 2
         stream.pix_fmt = "yuv420p"
         stream.time_base = 1 / self.fps
-        stream.codec_context.gop_size = max(1, round(float(self.fps)))  # a keyframe (and fragment) a second
+        stream.codec_context.gop_size = max(1, round(float(self.fps)))  # a keyframe a second, for seeking
         if stream.codec_context.name in ("libx264", "h264"):
             # No frame reordering or lookahead: each frame is written when it is drawn.
             stream.codec_context.options = {"crf": "20", "preset": "veryfast", "tune": "zerolatency"}
         self._stream = stream
 
     def close(self) -> None:
+        """Finish the file. A writer closed before its first frame removes its file: an MP4 without a
+        frame would be an empty video."""
         if self._container is None:
             return
-        if self._stream is not None:
-            for packet in self._stream.encode(None):
-                self._container.mux(packet)
-        self._container.close()
+        if self._stream is None:
+            self._container.close()
+            self._container = None
+            self.path.unlink(missing_ok=True)
+            return
+        self._mux(self._stream.encode(None))
+        try:
+            self._container.close()
+        except OSError as exc:
+            self._abandon()
+            raise write_error(self.path, exc, "cannot be finished", self._kept()) from None
         self._container = None
+        if self._fragmented:
+            self._check_tail()
+
+    def _check_tail(self) -> None:
+        """FFmpeg does not report a failure to write the trailer (the last fragment and the index), so
+        look: cut anything incomplete after the last whole fragment, and say so."""
+        size = self.path.stat().st_size
+        end, fragments = _whole_boxes_end(self.path, self._good_size)
+        if end == size and fragments == 1:
+            return
+        os.truncate(self.path, end)
+        self._packets = self._packets - 1 + fragments
+        free = os.statvfs(self.path.parent).f_bavail
+        reason = "No space left on device" if free == 0 else "its last frame could not be written"
+        raise WriteError(f"{self.path}: cannot be finished ({reason}); {self._kept()}")
 
     def __enter__(self) -> "OverlayVideoWriter":
         return self
