@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from .source import Frame, SeekableSource, SourceError
 
@@ -15,6 +16,13 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 def _frame_order(path: Path) -> tuple:
     # Numeric stems sort as numbers ("2" before "10"); other names sort naturally.
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.stem))
+
+
+def _truncated_jpeg(data: bytes) -> bool:
+    """A JPEG cut short: libjpeg decodes it anyway, padding the rest grey with only a warning on stderr.
+    Entropy-coded data never holds a marker, so a whole image has its end marker (FFD9) after its last
+    start-of-scan marker (FFDA); an embedded thumbnail's end marker comes before the main image's scans."""
+    return data[:2] == b"\xff\xd8" and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda")
 
 
 class FrameFolder(SeekableSource):
@@ -37,7 +45,13 @@ class FrameFolder(SeekableSource):
 
     def read(self, index: int) -> Frame:
         path = self.files[index]
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise SourceError(f"{path}: frame {index} cannot be read ({exc.strerror or exc})") from None
+        if _truncated_jpeg(data):
+            raise SourceError(f"{path}: frame {index} is a truncated JPEG (the file ends before the image does)")
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
         if image is None:
             raise SourceError(f"{path}: frame {index} cannot be read as an image")
         if self.size is not None and image.shape[:2] != tuple(self.size):

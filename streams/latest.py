@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .redact import redact_url
 from .source import Frame, FrameSource, SourceError
 
 
@@ -92,6 +93,7 @@ class LatestFrameReader:
                     message = str(exc)
                 except Exception as exc:  # decoder errors come as many types; the stream may recover
                     message = f"{type(exc).__name__}: {exc}"
+                message = redact_url(message)  # library messages may quote the URL
                 self.stats.last_error = message
                 if self.backoff is None or self._stop.is_set():
                     if self.stats.decoded == 0 and self.backoff is None:

@@ -5,20 +5,15 @@ Credentials in URLs never reach messages or logs: :func:`redact_url` replaces th
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 
 import av
 import numpy as np
 
 from .latest import Backoff, LatestFrameReader, LiveSource
+from .redact import redact_url
 from .source import SourceError
-
-_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
-
-
-def redact_url(url: str) -> str:
-    """``rtsp://user:secret@host/path`` -> ``rtsp://***@host/path``."""
-    return _CREDENTIALS.sub("***@", url)
 
 
 def is_network_url(spec: str) -> bool:
@@ -65,10 +60,17 @@ class NetworkStream(LiveSource):
         return options
 
     def _connect(self):
+        started = time.monotonic()
         try:
             container = av.open(self.url, options=self._options(), timeout=self.timeouts)
         except av.FFmpegError as exc:
-            raise SourceError(f"{self.name}: cannot be opened ({type(exc).__name__}: {redact_url(str(exc))})") from None
+            # A server that accepts the connection and then says nothing (or nothing the demuxer
+            # understands) makes FFmpeg give up at the open timeout with "Invalid data"; say what happened.
+            if time.monotonic() - started >= 0.9 * self.timeouts[0]:
+                reason = f"no answer from the server within the {self.timeouts[0]:g} s open timeout"
+            else:
+                reason = exc.strerror or str(exc)
+            raise SourceError(f"{self.name}: cannot be opened ({redact_url(reason)})") from None
         if not container.streams.video:
             container.close()
             raise SourceError(f"{self.name}: has no video stream")
