@@ -24,7 +24,7 @@ from videos import moving_shapes, write_jpegs
 from vos.checkpoint import save_model
 from vos.cli import main
 from vos.prompts import FramePrompt, Prompt, PromptError, merge_prompts, read_prompt_file
-from vos.track import track_video
+from vos.track import TrackError, track_video
 
 
 def decode(path: Path) -> list[np.ndarray]:
@@ -206,8 +206,10 @@ class _BrokenAt(FrameFolder):
 
 def test_interrupted_track_leaves_valid_partial_outputs(tiny_checkpoint, frames_dir, tmp_path):
     prompts = [FramePrompt(0, 1, Prompt.make(points=[[40, 48]]))]
-    with pytest.raises(SourceError, match="frame 7 is corrupt"):
+    with pytest.raises(TrackError, match="frame 7 is corrupt; kept masks of frames 0-6 in .*, .*overlay.mp4 with "
+                       "frames 0-6") as err:
         track_video(_model(tiny_checkpoint), _BrokenAt(frames_dir, 7), prompts, tmp_path, progress=False)
+    assert isinstance(err.value.__cause__, SourceError) and err.value.kept.mask_frames == list(range(7))
     written = sorted(p.name for p in (tmp_path / "masks").iterdir())
     assert written == [f"{i:05d}.png" for i in range(7)]
     for name in written:

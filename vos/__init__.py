@@ -8,6 +8,7 @@ import torch
 
 from .checkpoint import CheckpointError, build_model, check_fits, infer_config, read_checkpoint, save_model
 from .config import OFFICIAL_CONFIGS, HieraConfig, ModelConfig, get_config
+from .device import check_device
 from .hub import DownloadError, canonical_name, checkpoint_path
 from .inference_core import TrackerSettings
 from .live import FrameSizeError, LiveTracker
@@ -43,6 +44,7 @@ def load_model(
     Returns:
         the model in eval mode.
     """
+    device = check_device(device)
     if path_or_name is None:
         if not DEFAULT_WEIGHTS.exists():
             raise FileNotFoundError(f"the embedded model is missing from this installation: {DEFAULT_WEIGHTS}")

@@ -7,14 +7,17 @@ loaded unless every key fits.
 from __future__ import annotations
 
 import os
-import tempfile
+import pickle
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .config import OFFICIAL_CONFIGS, ModelConfig
+from streams.files import atomic_write
+
+from .config import OFFICIAL_CONFIGS, VOS_CONFIGS, ModelConfig
 from .model import SAM2Model
 
 FORMAT = "vos"
@@ -56,24 +59,25 @@ def _describe(config_name: str, expected: dict, found: dict, missing: list, unex
     return "; ".join(parts)
 
 
-def infer_config(state_dict: dict[str, torch.Tensor], image_size: int = 1024) -> ModelConfig:
-    """The official config whose keys and shapes equal ``state_dict``'s.
+def infer_config(state_dict: dict[str, torch.Tensor], image_size: int | None = None) -> ModelConfig:
+    """The known config (official, or vos's own such as ``vos_small``) whose keys and shapes equal
+    ``state_dict``'s, at its own input size unless ``image_size`` is given.
 
     Raises :class:`CheckpointError` naming the closest config and the first differing keys otherwise.
     """
     found = _shapes(state_dict)
     scored = []
-    for name, config in OFFICIAL_CONFIGS.items():
+    for name, config in {**OFFICIAL_CONFIGS, **VOS_CONFIGS}.items():
         expected = _expected_shapes(config)
         missing, unexpected, wrong = _mismatch(expected, found)
         if not (missing or unexpected or wrong):
-            return config.replace(image_size=image_size) if image_size != config.image_size else config
+            return config.replace(image_size=image_size) if image_size not in (None, config.image_size) else config
         scored.append((len(missing) + len(unexpected) + len(wrong), name, expected, missing, unexpected, wrong))
     _, name, expected, missing, unexpected, wrong = min(scored, key=lambda s: s[0])
     raise CheckpointError(
         "the state dict fits no known config (closest: "
         + _describe(name, expected, found, missing, unexpected, wrong)
-        + "); pass config= for a custom model"
+        + "); pass config= (--config on the command line) for a custom model"
     )
 
 
@@ -98,12 +102,25 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], M
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch and pickle report bad files under many exception types
-        size = path.stat().st_size
-        raise CheckpointError(
-            f"{path} is not a readable PyTorch checkpoint ({size} bytes; truncated, corrupt, or not a "
-            f"checkpoint; loaded with weights_only=True): {type(exc).__name__}: {exc}"
-        ) from exc
+        raise CheckpointError(_load_failure(path, exc)) from None
     return _unpack(data, path)
+
+
+def _load_failure(path: Path, exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused ``path``, in plain words. PyTorch's own message for a
+    refused pickle advises loading with ``weights_only=False``, which would run whatever code the file holds:
+    it is never repeated here."""
+    size = path.stat().st_size
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in text:
+        what = re.search(r"GLOBAL ([\w.]+)", text)
+        detail = f"it refers to {what.group(1)}" if what else "it holds data other than tensors and plain values"
+        return (f"{path} is not a plain weights file ({size} bytes): {detail}, which a safe load refuses. vos reads "
+                "checkpoints with weights_only=True only and never runs code from a file; re-save the weights "
+                "as a state dict (torch.save(model.state_dict(), path)) from a source you trust")
+    if "zip archive" in text or "central directory" in text:
+        return f"{path} is not a readable PyTorch checkpoint ({size} bytes): the archive is truncated or corrupt"
+    return f"{path} is not a readable PyTorch checkpoint ({size} bytes; not a file written by torch.save)"
 
 
 def _unpack(data: Any, path: Path) -> tuple[dict[str, torch.Tensor], ModelConfig | None]:
@@ -145,15 +162,7 @@ def save_model(
         "model": weights,
         **(extra or {}),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def build_model(config: ModelConfig, state_dict: dict[str, torch.Tensor] | None = None) -> SAM2Model:
@@ -161,5 +170,16 @@ def build_model(config: ModelConfig, state_dict: dict[str, torch.Tensor] | None 
     model = SAM2Model(config)
     if state_dict is not None:
         check_fits(config, state_dict)
+        check_finite(state_dict)
         model.load_state_dict(state_dict, strict=True)
     return model.eval()
+
+
+def check_finite(state_dict: dict[str, torch.Tensor]) -> None:
+    """Raise :class:`CheckpointError` naming the first weight that holds NaN or infinity: such a model
+    runs, and silently predicts nothing."""
+    for key, value in state_dict.items():
+        if value.is_floating_point() and value.device.type != "meta" and not torch.isfinite(value).all():
+            bad = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(f"weight {key!r} holds {bad} NaN or infinite value(s) of {value.numel()}: "
+                                  "the checkpoint is damaged (or was saved from a diverged training run)")

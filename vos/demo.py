@@ -3,6 +3,7 @@ on an object in its first frame, tracking with the embedded model, an overlay vi
 against the generator's exact masks."""
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,15 +41,16 @@ def run_demo(model: SAM2Model, out_dir: str | Path, seed: int = 0, num_frames: i
     out_dir = Path(out_dir)
     video = generate_video(seed, num_frames=num_frames, size=(240, 320), num_objects=2, num_distractors=1)
     frames_dir, gt_dir = out_dir / "frames", out_dir / "ground_truth"
-    frames_dir.mkdir(parents=True, exist_ok=True)
-    gt_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (frames_dir, gt_dir):  # the demo's own folders: a shorter re-run must not keep older frames
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
     target = 1
     for i, (frame, mask) in enumerate(zip(video.frames, video.masks)):
         cv2.imwrite(str(frames_dir / f"{i:05d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
         write_palette_png(gt_dir / f"{i:05d}.png", (mask == target).astype(np.uint8))
     click = interior_point(video.masks[0] == target)
     prompts = [FramePrompt(0, target, Prompt.make(points=[click], labels=[1]))]
-    outputs = track_video(model, frames_dir, prompts, out_dir, masks="davis", progress=progress)
+    outputs = track_video(model, frames_dir, prompts, out_dir, masks="davis", progress=progress, overwrite=True)
     (scores,) = evaluate_sequence(gt_dir, outputs.masks)
     s = scores.summary()
     return DemoResult(click, outputs.overlay, outputs.masks, s["J&F-Mean"], s["J-Mean"], s["F-Mean"])

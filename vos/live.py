@@ -10,7 +10,7 @@ from memory import MemoryBank
 
 from .inference_core import InferenceCore, ObjectOutput, TrackerSettings
 from .model import SAM2Model
-from .prompts import Prompt, PromptError
+from .prompts import Prompt, PromptError, check_obj_id
 from .results import FrameResult
 from .transforms import output_logits
 
@@ -79,7 +79,10 @@ class LiveTracker:
             )
         index = self.frame_index + 1
         for obj_id, prompt in prompts.items():
-            prompt.check(size, f"object {obj_id}, frame {index}")
+            where = f"object {check_obj_id(obj_id, f'frame {index}')}, frame {index}"
+            if not isinstance(prompt, Prompt):
+                raise PromptError(f"{where}: expected a vos.Prompt (Prompt.make(points=...)), got {type(prompt).__name__}")
+            prompt.check(size, where)
         if not self._banks and not prompts:
             raise PromptError(f"frame {index}: nothing to track yet; give prompts for the first objects")
 

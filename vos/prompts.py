@@ -1,6 +1,7 @@
 """User prompts (clicks, a box, a mask) for one object on one frame, checked and put in model coordinates."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +11,9 @@ import torch.nn.functional as F
 
 class PromptError(ValueError):
     """A prompt that cannot be used; the message says which object, frame and value."""
+
+
+MAX_PALETTE_ID = 255  # DAVIS palette PNGs store one byte per pixel, 0 being the background
 
 
 @dataclass(frozen=True)
@@ -26,17 +30,32 @@ class Prompt:
     mask: np.ndarray | None = None
 
     @classmethod
-    def make(cls, points=None, labels=None, box=None, mask=None) -> "Prompt":
-        """Build a prompt from lists, arrays or tensors."""
+    def make(cls, points=None, labels=None, box=None, mask=None, *, where: str = "prompt") -> "Prompt":
+        """Build a prompt from lists, arrays or tensors; :class:`PromptError` (prefixed with ``where``) for
+        anything that is not clicks, a box or a mask of the documented shapes."""
         if points is not None:
-            points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
-            labels = np.ones(len(points), np.int32) if labels is None else np.asarray(labels, np.int32).reshape(-1)
+            points = _numbers(points, "points", where)
+            if points.ndim == 1 and points.size == 2:
+                points = points[None]
+            if points.ndim != 2 or points.shape[1] != 2:
+                hint = " (click labels go in labels=, not as a third number)" if points.shape[-1:] == (3,) else ""
+                raise PromptError(f"{where}: points are (x, y) pairs of shape (N, 2), got shape {points.shape}{hint}")
+            if not len(points):
+                points = None
+        if points is not None:
+            if labels is None:
+                labels = np.ones(len(points), np.int32)
+            else:
+                values = _numbers(labels, "labels", where, np.float64).reshape(-1)
+                if not np.array_equal(values, np.round(values)):
+                    raise PromptError(f"{where}: click labels must be 1 (object) or 0 (background), got {values.tolist()}")
+                labels = values.astype(np.int32)
         elif labels is not None and len(np.asarray(labels).reshape(-1)):
-            raise PromptError("labels were given without points")
+            raise PromptError(f"{where}: labels were given without points")
         else:
             labels = None
-        box = None if box is None else np.asarray(box, dtype=np.float32).reshape(-1)
-        mask = None if mask is None else np.asarray(mask).astype(bool)
+        box = None if box is None else _numbers(box, "box", where).reshape(-1)
+        mask = None if mask is None else _boolean_mask(mask, where)
         return cls(points, labels, box, mask)
 
     @property
@@ -51,6 +70,8 @@ class Prompt:
         if self.mask is not None:
             if self.points is not None or self.box is not None:
                 raise PromptError(f"{where}: give either a mask or clicks/a box, not both")
+            if self.mask.ndim != 2:
+                raise PromptError(f"{where}: mask must be (H, W), got shape {self.mask.shape}")
             if self.mask.shape != (h, w):
                 raise PromptError(f"{where}: mask is {self.mask.shape[1]}x{self.mask.shape[0]}, the video is {w}x{h}")
             if not self.mask.any():
@@ -70,8 +91,14 @@ class Prompt:
             if self.box.shape != (4,) or not np.isfinite(self.box).all():
                 raise PromptError(f"{where}: a box is four numbers x1,y1,x2,y2, got {self.box.tolist()}")
             x1, y1, x2, y2 = self.box
-            if x2 <= x1 or y2 <= y1:
-                raise PromptError(f"{where}: box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) has zero area")
+            corners = f"box ({x1:g}, {y1:g}, {x2:g}, {y2:g})"
+            if x2 < x1 or y2 < y1:
+                raise PromptError(f"{where}: {corners} has {'x2 < x1' if x2 < x1 else 'y2 < y1'}: give the top-left "
+                                  "corner first (x1,y1,x2,y2 with x1 < x2 and y1 < y2)")
+            if x2 == x1 or y2 == y1:
+                raise PromptError(f"{where}: {corners} has zero area")
+            if x2 <= 0 or y2 <= 0 or x1 >= w or y1 >= h:
+                raise PromptError(f"{where}: {corners} lies entirely outside the {w}x{h} frame")
 
     def point_inputs(self, size: tuple[int, int], image_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
         """``coords (1, N, 2)`` in model-input pixels and ``labels (1, N)``; a box comes first as two points
@@ -95,6 +122,68 @@ class Prompt:
             m = F.interpolate(m, size=(image_size,) * 2, mode="bilinear", align_corners=False, antialias=True)
             m = (m >= 0.5).float()
         return m
+
+
+def _numbers(values, what: str, where: str, dtype=np.float32) -> np.ndarray:
+    if isinstance(values, (str, bytes)):
+        raise PromptError(f"{where}: {what} must be numbers, got the string {values!r}")
+    try:
+        return np.asarray(values, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise PromptError(f"{where}: {what} must be numbers, got {values!r} ({exc})") from None
+
+
+def _boolean_mask(mask, where: str) -> np.ndarray:
+    """A boolean ``(H, W)`` mask from booleans, integers (non-zero is the object) or floats that are all
+    0 or 1. Other floats (probabilities, logits) are refused: their threshold is the caller's choice."""
+    if isinstance(mask, (str, bytes, os.PathLike)):
+        raise PromptError(f"{where}: mask must be an (H, W) array, got the path {str(mask)!r}; read a PNG with "
+                          "vos.prompts.read_mask_png")
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu().numpy()
+    values = np.asarray(mask)
+    if values.dtype.kind not in "biuf":
+        raise PromptError(f"{where}: mask must be an (H, W) array of booleans or numbers, got {type(mask).__name__} "
+                          f"of {values.dtype}")
+    if values.ndim != 2:
+        hint = "; for a colour or multi-channel image, pick the channel that holds the mask" if values.ndim == 3 else ""
+        raise PromptError(f"{where}: mask must be (H, W), got shape {values.shape}{hint}")
+    if values.dtype.kind == "f":
+        if not np.isfinite(values).all():
+            raise PromptError(f"{where}: mask holds NaN or infinite values")
+        odd = values[(values != 0) & (values != 1)]
+        if odd.size:
+            raise PromptError(f"{where}: mask holds values other than 0 and 1 (e.g. {odd.flat[0]:g}); threshold "
+                              "probabilities (mask > 0.5) or logits (mask > 0) first")
+    return values.astype(bool)
+
+
+def check_obj_id(obj_id, where: str = "") -> int:
+    """Object ids are non-negative integers, as in SAM 2 (SA-V numbers its objects from 0). Outputs that store
+    ids as pixel values need 1-255 as well: see :func:`check_palette_id`."""
+    prefix = f"{where}: " if where else ""
+    if isinstance(obj_id, bool) or not isinstance(obj_id, (int, np.integer)):
+        raise PromptError(f"{prefix}object id {obj_id!r} is not an integer")
+    if obj_id < 0:
+        raise PromptError(f"{prefix}object id {obj_id} is negative; ids are integers from 0 (1-255 for palette masks)")
+    return int(obj_id)
+
+
+def check_palette_id(obj_id: int) -> None:
+    """Raise :class:`PromptError` unless ``obj_id`` fits a DAVIS palette mask (1-255; 0 is the background)."""
+    if not 1 <= obj_id <= MAX_PALETTE_ID:
+        raise PromptError(f"object id {obj_id} cannot be stored in DAVIS palette masks, whose pixels hold ids "
+                          f"1-{MAX_PALETTE_ID} (0 is the background): use an id from 1 to {MAX_PALETTE_ID}, or "
+                          "per-object masks (--masks sav)")
+
+
+def check_frame_index(frame_idx, num_frames: int) -> int:
+    """``frame_idx`` as an int, or :class:`PromptError` unless it is an integer in ``[0, num_frames)``."""
+    if isinstance(frame_idx, bool) or not isinstance(frame_idx, (int, np.integer)):
+        raise PromptError(f"frame index {frame_idx!r} is not an integer")
+    if not 0 <= frame_idx < num_frames:
+        raise PromptError(f"frame {frame_idx} does not exist: the video has {num_frames} frames")
+    return int(frame_idx)
 
 
 @dataclass(frozen=True)
@@ -148,16 +237,15 @@ def read_prompt_file(path) -> list[FramePrompt]:
         unknown = sorted(set(entry) - allowed)
         if unknown:
             raise PromptError(f"{where}: unknown keys {unknown} (allowed: {sorted(allowed)})")
-        frame, obj_id = entry.get("frame", 0), entry.get("obj_id", 1)
-        if not isinstance(frame, int) or frame < 0 or not isinstance(obj_id, int) or obj_id < 0:
-            raise PromptError(f"{where}: frame and obj_id must be non-negative integers")
+        frame, obj_id = entry.get("frame", 0), check_obj_id(entry.get("obj_id", 1), where)
+        if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0:
+            raise PromptError(f"{where}: frame must be a non-negative integer, got {frame!r}")
         mask = None
         if entry.get("mask") is not None:
+            if not isinstance(entry["mask"], str):
+                raise PromptError(f"{where}: mask must be the path of a PNG file, got {entry['mask']!r}")
             mask = read_mask_png(path.parent / entry["mask"], obj_id)
-        try:
-            prompt = Prompt.make(entry.get("points"), entry.get("labels"), entry.get("box"), mask)
-        except (TypeError, ValueError) as exc:
-            raise PromptError(f"{where}: {exc}") from exc
+        prompt = Prompt.make(entry.get("points"), entry.get("labels"), entry.get("box"), mask, where=where)
         out.append(FramePrompt(frame, obj_id, prompt))
     return out
 

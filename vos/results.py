@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .prompts import check_palette_id
+
 
 @dataclass
 class FrameResult:
@@ -38,7 +40,10 @@ class FrameResult:
 
     def label_map(self) -> np.ndarray:
         """``(H, W)`` uint8 DAVIS-style index map: 0 background, else the object id (the highest-scoring
-        object where masks overlap)."""
+        object where masks overlap). Raises :class:`PromptError` for ids a byte cannot hold apart from the
+        background (0 or above 255) rather than writing them as other ids."""
+        for obj_id in self.obj_ids:
+            check_palette_id(obj_id)
         if not self.obj_ids:
             return np.zeros(self.logits.shape[-2:], np.uint8)
         logits = self.logits[:, 0]

@@ -13,7 +13,7 @@ from streams import SeekableSource, open_video
 
 from .inference_core import EncodedFrame, InferenceCore, ObjectOutput, TrackerSettings
 from .model import NO_OBJ_SCORE, SAM2Model
-from .prompts import Prompt, PromptError
+from .prompts import Prompt, PromptError, check_frame_index, check_obj_id
 from .results import FrameResult
 from .transforms import empty_logits, output_logits
 
@@ -64,9 +64,8 @@ class VideoPredictor:
     def obj_ids(self) -> list[int]:
         return list(self._objects)
 
-    def _check_frame(self, frame_idx: int) -> None:
-        if not 0 <= frame_idx < self.num_frames:
-            raise PromptError(f"frame {frame_idx} does not exist: the video has {self.num_frames} frames")
+    def _check_frame(self, frame_idx: int) -> int:
+        return check_frame_index(frame_idx, self.num_frames)
 
     def _object(self, obj_id: int) -> _Object:
         if obj_id not in self._objects:
@@ -106,9 +105,9 @@ class VideoPredictor:
         With ``clear=False`` the clicks are added to those already on the frame. On a frame the object was
         already tracked on, the clicks correct the tracked mask. Returns every object's masks on the frame.
         """
-        self._check_frame(frame_idx)
+        frame_idx, obj_id = self._check_frame(frame_idx), check_obj_id(obj_id)
         where = f"object {obj_id}, frame {frame_idx}"
-        prompt = Prompt.make(points, labels, box)
+        prompt = Prompt.make(points, labels, box, where=where)
         previous = self._objects[obj_id].inputs.get(frame_idx) if obj_id in self._objects else None
         if not clear and previous is not None and previous.mask is None:
             if prompt.box is not None:
@@ -125,9 +124,10 @@ class VideoPredictor:
 
     def add_mask(self, frame_idx: int, obj_id: int, mask) -> FrameResult:
         """A boolean ``mask (H, W)`` at the video's resolution for an object on a frame."""
-        self._check_frame(frame_idx)
-        prompt = Prompt.make(mask=mask)
-        prompt.check(self.video_size, f"object {obj_id}, frame {frame_idx}")
+        frame_idx, obj_id = self._check_frame(frame_idx), check_obj_id(obj_id)
+        where = f"object {obj_id}, frame {frame_idx}"
+        prompt = Prompt.make(mask=mask, where=where)
+        prompt.check(self.video_size, where)
         return self._add_prompt(frame_idx, obj_id, prompt)
 
     def _add_prompt(self, frame_idx: int, obj_id: int, prompt: Prompt) -> FrameResult:
@@ -189,7 +189,7 @@ class VideoPredictor:
         self._commit()
         if start_frame is None:
             start_frame = self._first_prompted_frame()
-        self._check_frame(start_frame)
+        start_frame = self._check_frame(start_frame)
         limit = self.num_frames if max_frames is None else max_frames
         if reverse:
             order = range(start_frame, max(start_frame - limit, 0) - 1, -1) if start_frame > 0 else range(0)
@@ -252,8 +252,11 @@ class VideoPredictor:
     def result(self, frame_idx: int) -> FrameResult:
         """The current prediction on a frame: every object's logits at video resolution; objects without a
         prediction there are empty (logit ``NO_OBJ_SCORE``)."""
-        self._check_frame(frame_idx)
+        frame_idx = self._check_frame(frame_idx)
         device = self.core.device
+        if not self._objects:
+            h, w = self.video_size
+            return FrameResult(frame_idx, [], torch.zeros(0, 1, h, w, device=device), torch.zeros(0))
         low = (self.core.model.image_size // 4,) * 2  # the decoder's output size
         logits, scores = [], []
         for obj in self._objects.values():
