@@ -6,7 +6,7 @@ import torch
 
 from videos import write_jpegs
 from vos import TrackerSettings, VideoPredictor, load_model
-from vos.demo import interior_point
+from evaluation.interactive import deepest_point
 from vos.live import LiveTracker
 from vos.prompts import Prompt
 from vos.train.synthetic import generate_video
@@ -27,7 +27,7 @@ def _track(model, folder, click, precision):
 def test_bfloat16_tracks_like_float32(clip):
     folder, masks = clip
     model = load_model()
-    click = interior_point(masks[0] == 1)
+    click = deepest_point(masks[0] == 1)
     exact, fast = _track(model, folder, click, "float32"), _track(model, folder, click, "bfloat16")
     assert all(r.logits.dtype == torch.float32 for r in fast)
     ious = []
@@ -45,7 +45,7 @@ def test_live_tracker_in_bfloat16(clip):
 
     video = open_video(folder)
     tracker = LiveTracker(load_model(), TrackerSettings.live(precision="bfloat16"))
-    prompt = {1: Prompt.make(points=[interior_point(masks[0] == 1)], labels=[1])}
+    prompt = {1: Prompt.make(points=[deepest_point(masks[0] == 1)], labels=[1])}
     results = [tracker.step(video[i].image, prompt if i == 0 else None) for i in range(4)]
     assert all(r.logits.dtype == torch.float32 and r.masks[0].any() for r in results)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from evaluation.interactive import deepest_point
 from streams.masks import write_palette_png
 
 from .model import SAM2Model
@@ -28,13 +29,6 @@ class DemoResult:
     f: float
 
 
-def interior_point(mask: np.ndarray) -> tuple[float, float]:
-    """``(x, y)`` of the pixel deepest inside ``mask`` (farthest from its boundary): where a person clicks."""
-    dist = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
-    y, x = np.unravel_index(int(dist.argmax()), dist.shape)
-    return float(x), float(y)
-
-
 def run_demo(model: SAM2Model, out_dir: str | Path, seed: int = 0, num_frames: int = 48, progress: bool = True) -> DemoResult:
     from evaluation.davis import evaluate_sequence
 
@@ -48,7 +42,7 @@ def run_demo(model: SAM2Model, out_dir: str | Path, seed: int = 0, num_frames: i
     for i, (frame, mask) in enumerate(zip(video.frames, video.masks)):
         cv2.imwrite(str(frames_dir / f"{i:05d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
         write_palette_png(gt_dir / f"{i:05d}.png", (mask == target).astype(np.uint8))
-    click = interior_point(video.masks[0] == target)
+    click = deepest_point(video.masks[0] == target)  # where a person would click
     prompts = [FramePrompt(0, target, Prompt.make(points=[click], labels=[1]))]
     outputs = track_video(model, frames_dir, prompts, out_dir, masks="davis", progress=progress, overwrite=True)
     (scores,) = evaluate_sequence(gt_dir, outputs.masks)
