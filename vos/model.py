@@ -20,7 +20,7 @@ from .config import ModelConfig, neck_channels
 from .hiera import Hiera
 from .image_encoder import FpnNeck, ImageEncoder, ImageFeatures
 from .kernels import Linear
-from .mask_decoder import MaskDecoder
+from .mask_decoder import DecoderOutput, MaskDecoder
 from .memory_attention import MemoryAttention
 from .memory_encoder import MemoryEncoder
 from .position_encoding import sine_1d
@@ -198,15 +198,7 @@ class SAM2Model(nn.Module):
         if point_coords is None:
             point_coords = features.new_zeros(b, 1, 2)
             point_labels = -torch.ones(b, 1, dtype=torch.int32, device=features.device)
-        prompt = self.sam_prompt_encoder
-        if mask_inputs is not None and tuple(mask_inputs.shape[-2:]) != prompt.mask_input_size:
-            mask_inputs = F.interpolate(
-                mask_inputs.float(), size=prompt.mask_input_size, mode="bilinear", align_corners=False, antialias=True
-            )
-        sparse, dense = prompt((point_coords, point_labels), None, mask_inputs)
-        out = self.sam_mask_decoder(
-            features, prompt.get_dense_pe(), sparse, dense, multimask_output, high_res_features=high_res_features
-        )
+        out = self.decode(features, high_res_features, point_coords, point_labels, mask_inputs, multimask_output)
         present = out.object_score > 0  # (B, 1)
         # Hard gate: an absent object gets an empty mask, for the output and for the memory alike.
         low_multi = torch.where(present[:, :, None, None], out.masks, NO_OBJ_SCORE).float()
@@ -222,6 +214,37 @@ class SAM2Model(nn.Module):
             low, high = low_multi, high_multi
         obj_ptr = self._gate_pointer(self.obj_ptr_proj(token), present.float())
         return HeadOutput(low_multi, high_multi, out.iou, low, high, obj_ptr, out.object_score)
+
+    def decode(
+        self,
+        features: torch.Tensor,
+        high_res_features: list[torch.Tensor],
+        point_coords: torch.Tensor | None = None,
+        point_labels: torch.Tensor | None = None,
+        mask_inputs: torch.Tensor | None = None,
+        multimask_output: bool = False,
+    ) -> DecoderOutput:
+        """The prompt encoder and mask decoder alone: no presence gating, no upscaling, no pointer (what SAM's
+        image predictor uses).
+
+        Args:
+            features: ``(B, C, h, w)``; ``high_res_features`` ``[(B or 1, C/8, 4h, 4w), (B or 1, C/4, 2h, 2w)]``.
+            point_coords: ``(B, N, 2)`` in model-input pixels, ``point_labels (B, N)``; ``None``: no sparse
+                prompt at all (unlike :meth:`predict_masks`, which then adds a padding point as SAM 2 does).
+            mask_inputs: ``(B, 1, H', W')`` mask logits, resized to the prompt size when needed.
+        Returns:
+            ``masks (B, M, 4h, 4w)`` logits, ``iou (B, M)``, the mask tokens and ``object_score (B, 1)``.
+        """
+        prompt = self.sam_prompt_encoder
+        if mask_inputs is not None and tuple(mask_inputs.shape[-2:]) != prompt.mask_input_size:
+            mask_inputs = F.interpolate(
+                mask_inputs.float(), size=prompt.mask_input_size, mode="bilinear", align_corners=False, antialias=True
+            )
+        points = None if point_coords is None else (point_coords, point_labels)
+        sparse, dense = prompt(points, None, mask_inputs)
+        return self.sam_mask_decoder(
+            features, prompt.get_dense_pe(), sparse, dense, multimask_output, high_res_features=high_res_features
+        )
 
     def mask_as_output(
         self, features: torch.Tensor, high_res_features: list[torch.Tensor], mask: torch.Tensor

@@ -8,6 +8,10 @@ The inference state returned by :meth:`SAM2VideoPredictor.init_state` is a :clas
 Differences from the official predictor: frames are decoded on demand instead of preloaded, memories
 that no selection can use again are dropped, and a correction on a tracked frame is kept by later
 propagations instead of being recomputed away.
+
+Images too: ``build_sam2``, :class:`SAM2ImagePredictor` (``set_image``, ``set_image_batch``, ``predict``,
+``predict_batch``, ``reset_predictor``) and :class:`SAM2AutomaticMaskGenerator` (``generate``), on top of
+:class:`vos.ImagePredictor` and :class:`vos.MaskGenerator`, with the official return shapes and records.
 """
 from __future__ import annotations
 
@@ -20,7 +24,9 @@ import torch
 
 from .checkpoint import build_model, read_checkpoint
 from .config import get_config
+from .image_predictor import ImagePredictor
 from .inference_core import TrackerSettings
+from .mask_generator import MaskGenerator
 from .model import SAM2Model
 from .video_predictor import VideoPredictor
 
@@ -97,19 +103,30 @@ class SAM2VideoPredictor:
         return inference_state.obj_ids, updated
 
 
-def build_sam2_video_predictor(
-    config_file: str, ckpt_path: str | os.PathLike | None = None, device="cuda", mode="eval",
-    hydra_overrides_extra=(), apply_postprocessing=True, vos_optimized=False, **kwargs,
-) -> SAM2VideoPredictor:
-    """Build from an official config name or path (``configs/sam2.1/sam2.1_hiera_t.yaml``) and checkpoint.
+def _image_size_override(overrides) -> int | None:
+    """``++model.image_size=N`` among hydra overrides (the one override that changes the model's shape)."""
+    for o in overrides:
+        key, _, value = o.replace(" ", "").lstrip("+").partition("=")
+        if key == "model.image_size":
+            return int(value)
+    return None
 
-    ``++model.non_overlap_masks=true`` among the overrides turns on non-overlapping outputs; other
-    overrides are not interpreted. Falls back to the CPU when CUDA is not available.
-    """
+
+def build_sam2(
+    config_file: str, ckpt_path: str | os.PathLike | None = None, device="cuda", mode="eval",
+    hydra_overrides_extra=(), apply_postprocessing=True, **kwargs,
+) -> SAM2Model:
+    """A model from an official config name or path and checkpoint, as the official ``build_sam2``:
+    ``apply_postprocessing`` turns on the fallback to multimask outputs when one mask is unstable.
+    ``++model.image_size=N`` among the overrides runs the model at another input size; other overrides are
+    not interpreted. Falls back to the CPU when CUDA is not available."""
     name = Path(str(config_file)).name.removesuffix(".yaml")
     config = get_config(name)
     if apply_postprocessing:
         config = config.replace(dynamic_multimask_via_stability=True)
+    size = _image_size_override(hydra_overrides_extra)
+    if size is not None:
+        config = config.replace(image_size=size)
     if ckpt_path is None:
         model = SAM2Model(config)
     else:
@@ -117,7 +134,21 @@ def build_sam2_video_predictor(
         model = build_model(config, state_dict)
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         device = "cpu"
-    model = model.to(device).eval()
+    model = model.to(device)
+    return model.eval() if mode == "eval" else model
+
+
+def build_sam2_video_predictor(
+    config_file: str, ckpt_path: str | os.PathLike | None = None, device="cuda", mode="eval",
+    hydra_overrides_extra=(), apply_postprocessing=True, vos_optimized=False, **kwargs,
+) -> SAM2VideoPredictor:
+    """Build from an official config name or path (``configs/sam2.1/sam2.1_hiera_t.yaml``) and checkpoint.
+
+    ``++model.non_overlap_masks=true`` among the overrides turns on non-overlapping outputs and
+    ``++model.image_size=N`` changes the input size; other overrides are not interpreted. Falls back to
+    the CPU when CUDA is not available.
+    """
+    model = build_sam2(config_file, ckpt_path, device, "eval", hydra_overrides_extra, apply_postprocessing)
     non_overlap = any(o.replace(" ", "") in ("++model.non_overlap_masks=true", "model.non_overlap_masks=true")
                       for o in hydra_overrides_extra)
     if apply_postprocessing:
@@ -125,3 +156,92 @@ def build_sam2_video_predictor(
     else:
         settings = TrackerSettings(non_overlap=non_overlap)
     return SAM2VideoPredictor(model, settings)
+
+
+class SAM2ImagePredictor:
+    """Official-style image predictor: ``set_image``, ``set_image_batch``, ``predict``, ``predict_batch``,
+    ``reset_predictor``, ``get_image_embedding``."""
+
+    def __init__(self, sam_model: SAM2Model, mask_threshold=0.0, max_hole_area=0.0, max_sprinkle_area=0.0,
+                 **kwargs) -> None:
+        self.model = sam_model
+        self.mask_threshold = mask_threshold
+        self._predictor = ImagePredictor(sam_model, mask_threshold=mask_threshold, max_hole_area=int(max_hole_area),
+                                         max_sprinkle_area=int(max_sprinkle_area))
+        self._is_batch = False
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def _is_image_set(self) -> bool:
+        return self._predictor.is_image_set
+
+    def set_image(self, image) -> None:
+        self._predictor.set_image(image)
+        self._is_batch = False
+
+    def set_image_batch(self, image_list) -> None:
+        if not isinstance(image_list, list):
+            raise TypeError("set_image_batch takes a list of (H, W, 3) numpy images")
+        self._predictor.set_image_batch(image_list)
+        self._is_batch = True
+
+    def reset_predictor(self) -> None:
+        self._predictor.reset()
+        self._is_batch = False
+
+    def get_image_embedding(self) -> torch.Tensor:
+        """``(N, C, h, w)`` stride-16 features of the images set (with the no-memory embedding)."""
+        return self._predictor.embedding
+
+    def predict(self, point_coords=None, point_labels=None, box=None, mask_input=None, multimask_output=True,
+                return_logits=False, normalize_coords=True):
+        """Returns ``masks (C, H, W)``, ``ious (C,)``, ``low_res_masks (C, h, w)`` (a leading ``B`` for
+        batched prompts)."""
+        if not self._is_image_set:
+            raise RuntimeError("An image must be set with .set_image(...) before mask prediction.")
+        if point_coords is not None and point_labels is None:
+            raise ValueError("point_labels must be supplied if point_coords is supplied.")
+        return self._predict(point_coords, point_labels, box, mask_input, multimask_output, return_logits,
+                             normalize_coords, -1)
+
+    def _predict(self, points, labels, box, mask_input, multimask_output, return_logits, normalize_coords, index):
+        masks, ious, low_res = self._predictor.predict(
+            _numpy(points), _numpy(labels), _numpy(box), _numpy(mask_input), multimask_output,
+            return_logits=return_logits, normalize_coords=normalize_coords, image_index=index,
+        )
+        return masks.astype(np.float32), ious, low_res  # the official masks are float arrays of 0 and 1
+
+    def predict_batch(self, point_coords_batch=None, point_labels_batch=None, box_batch=None, mask_input_batch=None,
+                      multimask_output=True, return_logits=False, normalize_coords=True):
+        """One ``predict`` per image of ``set_image_batch``: lists of masks, ious and low-res logits."""
+        if not self._is_batch:
+            raise RuntimeError("predict_batch is for images set with .set_image_batch(...)")
+        pick = lambda batch, i: None if batch is None else _numpy(batch[i])  # noqa: E731
+        out = [], [], []
+        for i in range(len(self._predictor.image_sizes)):
+            result = self._predict(pick(point_coords_batch, i), pick(point_labels_batch, i), pick(box_batch, i),
+                                   pick(mask_input_batch, i), multimask_output, return_logits, normalize_coords, i)
+            for part, value in zip(out, result):
+                part.append(value)
+        return out
+
+
+def _numpy(x):
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
+
+
+class SAM2AutomaticMaskGenerator(MaskGenerator):
+    """The official automatic mask generator's name and arguments; ``generate(image)`` returns its records."""
+
+    def __init__(self, model: SAM2Model, points_per_side=32, points_per_batch=64, pred_iou_thresh=0.8,
+                 stability_score_thresh=0.95, stability_score_offset=1.0, mask_threshold=0.0, box_nms_thresh=0.7,
+                 crop_n_layers=0, crop_nms_thresh=0.7, crop_overlap_ratio=512 / 1500, crop_n_points_downscale_factor=1,
+                 point_grids=None, min_mask_region_area=0, output_mode="binary_mask", use_m2m=False,
+                 multimask_output=True, **kwargs) -> None:
+        super().__init__(model, points_per_side, points_per_batch, pred_iou_thresh, stability_score_thresh,
+                         stability_score_offset, mask_threshold, box_nms_thresh, crop_n_layers, crop_nms_thresh,
+                         crop_overlap_ratio, crop_n_points_downscale_factor, point_grids, min_mask_region_area,
+                         output_mode, use_m2m, multimask_output)

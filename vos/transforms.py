@@ -55,19 +55,58 @@ def non_overlapping(logits: torch.Tensor) -> torch.Tensor:
     return torch.where(winner == ids, logits, logits.clamp(max=-10.0))
 
 
+def preprocess_image(image: np.ndarray, size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``(H, W, 3)`` RGB ``uint8`` -> ``(1, 3, size, size)`` normalised float32, as SAM 2's image predictor
+    prepares a still image: scaled to ``[0, 1]`` first, then squashed to the square with antialiased
+    bilinear resampling in float (torchvision's ``Resize`` on tensors), then normalised. Video frames go
+    through :func:`preprocess` instead, which follows the video predictor's frame loader."""
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {tuple(image.shape)}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 RGB image (values 0-255), got {image.dtype}")
+    if not image.flags.writeable:
+        image = image.copy()  # torch cannot wrap read-only memory (decoded images often are)
+    # Channels-first and contiguous before resampling: interpolate takes another kernel on other layouts.
+    x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1).contiguous().float() / 255.0
+    x = x[None]
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    mean = torch.tensor(PIXEL_MEAN, device=x.device).reshape(1, 3, 1, 1)
+    std = torch.tensor(PIXEL_STD, device=x.device).reshape(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def small_regions(masks: torch.Tensor, max_area: int) -> torch.Tensor:
+    """``(..., h, w)`` boolean -> boolean, the pixels of the 8-connected components of each mask whose
+    area is at most ``max_area`` pixels."""
+    flat = masks.reshape(-1, *masks.shape[-2:]).cpu().numpy().astype(np.uint8)
+    out = np.zeros(flat.shape, bool)
+    for i, mask in enumerate(flat):
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        small = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] <= max_area) + 1
+        if small.size:
+            out[i] = np.isin(labels, small)
+    return torch.from_numpy(out).reshape(masks.shape).to(masks.device)
+
+
 def fill_holes(logits: torch.Tensor, max_area: int) -> torch.Tensor:
     """Set background holes of at most ``max_area`` pixels (8-connected components of ``logits <= 0``)
     to a small positive logit (0.1), as the official post-processing does. ``(N, 1, h, w)``."""
     if max_area <= 0:
         return logits
-    out = logits.clone()
-    for i in range(logits.shape[0]):
-        background = (logits[i, 0] <= 0).cpu().numpy().astype(np.uint8)
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(background, connectivity=8)
-        small = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] <= max_area) + 1
-        if small.size:
-            hole = torch.from_numpy(np.isin(labels, small)).to(logits.device)
-            out[i, 0] = torch.where(hole, torch.full_like(out[i, 0], 0.1), out[i, 0])
+    return torch.where(small_regions(logits <= 0, max_area), torch.full_like(logits, 0.1), logits)
+
+
+def remove_small_regions(logits: torch.Tensor, max_hole_area: int, max_sprinkle_area: int,
+                         threshold: float = 0.0) -> torch.Tensor:
+    """The image predictor's post-processing of ``(N, M, h, w)`` logits: background holes of at most
+    ``max_hole_area`` pixels become ``threshold + 10`` and foreground specks of at most ``max_sprinkle_area``
+    pixels ``threshold - 10``; both are found on the input logits."""
+    out = logits.float()
+    if max_hole_area > 0:
+        out = torch.where(small_regions(logits <= threshold, max_hole_area), threshold + 10.0, out)
+    if max_sprinkle_area > 0:
+        out = torch.where(small_regions(logits > threshold, max_sprinkle_area), threshold - 10.0, out)
     return out
 
 
