@@ -9,9 +9,12 @@ import torch
 from .checkpoint import CheckpointError, build_model, check_fits, infer_config, read_checkpoint, save_model
 from .config import OFFICIAL_CONFIGS, HieraConfig, ModelConfig, get_config
 from .device import check_device
+from .everything import EverythingSettings, EverythingTracker
 from .hub import DownloadError, canonical_name, checkpoint_path
 from .inference_core import TrackerSettings
+from .image_predictor import ImagePredictor
 from .live import FrameSizeError, LiveTracker
+from .mask_generator import MaskGenerator
 from .model import NO_OBJ_SCORE, HeadOutput, SAM2Model
 from .prompts import Prompt, PromptError
 from .results import FrameResult
@@ -70,11 +73,15 @@ __all__ = [
     "CheckpointError",
     "DEFAULT_WEIGHTS",
     "DownloadError",
+    "EverythingSettings",
+    "EverythingTracker",
     "FrameResult",
     "FrameSizeError",
     "HeadOutput",
     "HieraConfig",
+    "ImagePredictor",
     "LiveTracker",
+    "MaskGenerator",
     "ModelConfig",
     "NO_OBJ_SCORE",
     "OFFICIAL_CONFIGS",

@@ -192,6 +192,8 @@ def _cli_prompts(args: argparse.Namespace) -> list:
 
 
 def _track(args: argparse.Namespace) -> int:
+    if args.everything:
+        return _track_everything(args)
     from pathlib import Path
 
     from . import load_model
@@ -241,12 +243,109 @@ def _live(args: argparse.Namespace) -> int:
         log(f"reading {getattr(source, 'name', args.source)}: {source.size[1]}x{source.size[0]}"
             + (f" at {source.fps:g} fps" if source.fps else ""))
         report = run_live(model, source, prompts, args.out, show=False if args.no_window else None,
-                          max_frames=args.max_frames, log=log, settings=TrackerSettings.live(precision=args.precision))
+                          max_frames=args.max_frames, log=log, settings=TrackerSettings.live(precision=args.precision),
+                          everything=_everything_settings(args))
     log("done: " + report.line())
     if report.gaps:
         log("gaps: " + ", ".join(f"{g:.1f} s" for g in report.gaps))
     if args.out:
         log(f"wrote {args.out}")
+    return 0
+
+
+def _everything_settings(args: argparse.Namespace):
+    """The --everything options as settings, or None without --everything."""
+    if not args.everything:
+        return None
+    from .everything import EverythingSettings
+
+    return EverythingSettings(every=args.every, points_per_side=args.points_per_side, max_objects=args.max_objects,
+                              pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_score_thresh)
+
+
+def _track_everything(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import load_model
+    from .everything import track_everything
+    from .inference_core import TrackerSettings
+
+    if getattr(args, "prompt_items", None) or args.prompts:
+        raise ValueError("--everything finds the objects itself: give no --point, --box, --mask or --prompts with it")
+    out = Path(args.out or Path("vos-out") / Path(args.input).stem)
+    model = load_model(args.checkpoint, image_size=args.image_size, device=args.device or "cpu")
+    settings = TrackerSettings.official(keep_history=False, precision=args.precision)
+    frames, found = track_everything(model, args.input, out, settings=_everything_settings(args),
+                                     overlay=not args.no_video, masks=args.masks, tracker_settings=settings)
+    print(f"found and tracked {found} object(s) over {frames} frames")
+    for path in (out / "overlay.mp4" if not args.no_video else None, out / "masks" if args.masks != "none" else None):
+        if path is not None:
+            print(f"wrote {path}")
+    return 0
+
+
+def _add_everything_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--everything", action="store_true",
+                   help="no prompts: find every object with the automatic mask generator on the first frame, and "
+                   "every --every frames add the objects no tracked mask covers (ids stay stable)")
+    p.add_argument("--every", type=int, default=15, metavar="N",
+                   help="with --everything: frames between searches for new objects (0: first frame only; default 15)")
+    p.add_argument("--points-per-side", type=int, default=16,
+                   help="with --everything: the generator's grid of clicks per side (default 16)")
+    p.add_argument("--max-objects", type=int, default=32, help="with --everything: objects tracked at once (default 32)")
+    p.add_argument("--pred-iou-thresh", type=float, default=0.8,
+                   help="with --everything: the generator's predicted-IoU filter (default 0.8; lower for weak models)")
+    p.add_argument("--stability-score-thresh", type=float, default=0.95,
+                   help="with --everything: the generator's stability filter (default 0.95)")
+
+
+def _segment(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    from streams.overlay import Annotator
+
+    from . import load_model
+    from .mask_generator import MaskGenerator, compress_rle, mask_to_rle
+    from .results import detections_from_masks
+
+    source = Path(args.input)
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".webp"))
+        if not files:
+            raise FileNotFoundError(f"{source} holds no images (.jpg, .jpeg, .png, .bmp, .webp)")
+    elif source.is_file():
+        files = [source]
+    else:
+        raise FileNotFoundError(f"{source}: no such image or folder")
+    model = load_model(args.checkpoint, image_size=args.image_size, device=args.device or "cpu")
+    generator = MaskGenerator(model, points_per_side=args.points_per_side, pred_iou_thresh=args.pred_iou_thresh,
+                              stability_score_thresh=args.stability_score_thresh, box_nms_thresh=args.box_nms_thresh,
+                              crop_n_layers=args.crop_n_layers, min_mask_region_area=args.min_mask_region_area,
+                              progress=True)
+    out = Path(args.out)
+    annotator = Annotator()
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                rgb = np.asarray(image.convert("RGB"))
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read the image: {exc}") from exc
+        records = generator.generate(rgb)
+        folder = out / path.stem
+        (folder / "masks").mkdir(parents=True, exist_ok=True)
+        masks = np.stack([r["segmentation"] for r in records]) if records else np.zeros((0, *rgb.shape[:2]), bool)
+        overlay = annotator(rgb, detections_from_masks(list(range(1, len(records) + 1)), masks))
+        Image.fromarray(overlay).save(folder / "overlay.png")
+        for i, record in enumerate(records):
+            if not args.no_png:
+                Image.fromarray(record["segmentation"].astype(np.uint8) * 255).save(folder / "masks" / f"{i:03d}.png")
+            record["segmentation"] = compress_rle(mask_to_rle(record["segmentation"]))
+        (folder / "masks.json").write_text(json.dumps(records))
+        print(f"{path.name}: {len(records)} masks -> {folder}")
     return 0
 
 
@@ -347,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("input", help="a video file or a folder of frames (sorted numerically)")
     _add_prompt_options(p, live=False)
+    _add_everything_options(p)
     p.add_argument("--out", help="output folder (default vos-out/<input name>)")
     p.add_argument("--masks", choices=["davis", "sav", "none"], default="davis",
                    help="davis: one palette PNG per frame (object id as index); sav: one binary PNG per object and frame")
@@ -366,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("source", help="webcam index (0), device path (/dev/video0) or stream URL (rtsp://...)")
     _add_prompt_options(p, live=True)
+    _add_everything_options(p)
     p.add_argument("--out", help="write the overlay video to this file (e.g. live.mp4)")
     p.add_argument("--no-window", action="store_true", help="never open a window (default: one when a display exists)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many tracked frames")
@@ -374,6 +475,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="give up after this many failed reconnections in a row (default: never)")
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     p.set_defaults(func=_live, prompt_items=[])
+
+    p = sub.add_parser(
+        "segment",
+        help="segment everything in an image or a folder of images (the automatic mask generator)",
+        description="Writes OUT/<image name>/masks/NNN.png (one binary PNG per mask, best first), masks.json "
+        "(SAM's records with COCO RLE segmentations) and overlay.png.",
+    )
+    p.add_argument("input", help="an image file or a folder of images")
+    p.add_argument("--out", default="vos-segment", help="output folder (default vos-segment)")
+    p.add_argument("--checkpoint", help="model checkpoint (file or official name); default: the embedded vos model")
+    p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
+    p.add_argument("--points-per-side", type=int, default=32, help="clicks per side of the grid (default 32)")
+    p.add_argument("--pred-iou-thresh", type=float, default=0.8, help="keep masks whose predicted IoU is above this")
+    p.add_argument("--stability-score-thresh", type=float, default=0.95, help="keep masks at least this stable")
+    p.add_argument("--box-nms-thresh", type=float, default=0.7, help="box IoU above which a mask is a duplicate")
+    p.add_argument("--crop-n-layers", type=int, default=0, help="layers of image crops to run again (default 0)")
+    p.add_argument("--min-mask-region-area", type=int, default=0,
+                   help="remove holes and specks up to this many low-resolution pixels (default 0: off)")
+    p.add_argument("--no-png", action="store_true", help="write masks.json and the overlay only")
+    p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    p.set_defaults(func=_segment)
 
     p = sub.add_parser(
         "demo",

@@ -1,14 +1,14 @@
 """The live tracker: frames arrive one at a time and never end; memory and time per frame stay flat."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
 
 from memory import MemoryBank
 
-from .inference_core import InferenceCore, ObjectOutput, TrackerSettings
+from .inference_core import EncodedFrame, InferenceCore, ObjectOutput, TrackerSettings
 from .model import SAM2Model
 from .prompts import Prompt, PromptError, check_obj_id
 from .results import FrameResult
@@ -60,7 +60,12 @@ class LiveTracker:
     def memory_bytes(self) -> int:
         return sum(bank.nbytes() for bank in self._banks.values())
 
-    def step(self, image: np.ndarray, prompts: Mapping[int, Prompt] | None = None) -> FrameResult:
+    def step(
+        self,
+        image: np.ndarray,
+        prompts: Mapping[int, Prompt] | None = None,
+        discover: Callable[[EncodedFrame, FrameResult], Mapping[int, Prompt]] | None = None,
+    ) -> FrameResult:
         """Process the next frame ``(H, W, 3)`` RGB ``uint8``.
 
         ``prompts`` maps object ids to a :class:`Prompt` on this frame. A new id starts an object from its
@@ -68,6 +73,10 @@ class LiveTracker:
         clicks then correct it, or a mask replaces it; either way the frame becomes a prompted memory.
         Everything is checked before anything changes: a bad prompt or a frame of another size raises and
         leaves the tracker as it was.
+
+        ``discover``, when given, is called once the tracked objects are tracked on this frame, with the
+        encoded frame and their result; the prompts it returns, for ids not in use, start new objects on
+        the frame as ``prompts`` do (this is how :class:`vos.everything.EverythingTracker` adds objects).
         """
         prompts = dict(prompts or {})
         size = tuple(image.shape[:2])
@@ -83,13 +92,20 @@ class LiveTracker:
             if not isinstance(prompt, Prompt):
                 raise PromptError(f"{where}: expected a vos.Prompt (Prompt.make(points=...)), got {type(prompt).__name__}")
             prompt.check(size, where)
-        if not self._banks and not prompts:
+        if not self._banks and not prompts and discover is None:
             raise PromptError(f"frame {index}: nothing to track yet; give prompts for the first objects")
 
         frame = self.core.encode(image, index)
         tracked_ids = [i for i in self._banks if not (i in prompts and prompts[i].mask is not None)]
         tracked = self.core.track(frame, [self._banks[i] for i in tracked_ids], reverse=False)
         outputs: dict[int, ObjectOutput] = dict(zip(tracked_ids, tracked))
+        if discover is not None:
+            found = dict(discover(frame, self._result(index, tracked_ids, tracked, size)))
+            for obj_id, prompt in found.items():
+                if obj_id in self._banks or obj_id in prompts:
+                    raise PromptError(f"frame {index}: a discovered object has id {obj_id}, which is in use")
+                prompt.check(size, f"discovered object {obj_id}, frame {index}")
+            prompts.update(found)
         banks = dict(self._banks)
         prompted = []
         for obj_id, prompt in prompts.items():
@@ -113,8 +129,10 @@ class LiveTracker:
             bank.prune([(index + 1, False)])
         self._banks = banks
         self.frame_index, self.size = index, size
-        return self._result(index, [outputs[i] for i in banks], size)
+        return self._result(index, list(banks), [outputs[i] for i in banks], size)
 
-    def _result(self, index: int, outputs: list[ObjectOutput], size: tuple[int, int]) -> FrameResult:
+    def _result(self, index: int, obj_ids: list[int], outputs: list[ObjectOutput], size: tuple[int, int]) -> FrameResult:
+        if not outputs:  # nothing tracked (yet): a frame with no objects
+            return FrameResult(index, [], torch.empty(0, 1, *size), torch.empty(0))
         logits = output_logits(torch.cat([o.logits for o in outputs]), size, self.settings.non_overlap)
-        return FrameResult(index, self.obj_ids, logits, torch.tensor([o.object_score for o in outputs]))
+        return FrameResult(index, list(obj_ids), logits, torch.tensor([o.object_score for o in outputs]))

@@ -13,6 +13,7 @@ from streams import FrameSource
 from streams.overlay import Annotator, OverlayVideoWriter
 
 from .inference_core import TrackerSettings
+from .everything import EverythingSettings, EverythingTracker
 from .live import LiveTracker
 from .model import SAM2Model
 from .prompts import FramePrompt, PromptError, merge_prompts
@@ -57,18 +58,22 @@ def run_live(
     report_every: float = 1.0,
     log=print,
     settings: TrackerSettings | None = None,
+    everything: EverythingSettings | None = None,
 ) -> LiveReport:
     """Track until the source ends, ``max_frames`` frames, or Ctrl-C. Prompts apply to the first frame
     (their ``frame`` must be 0). The overlay video and the window are optional; files are closed cleanly
-    however the run ends. ``settings`` default to :meth:`TrackerSettings.live`."""
+    however the run ends. ``settings`` default to :meth:`TrackerSettings.live`. With ``everything``, the
+    objects are found by :class:`vos.everything.EverythingTracker` instead of prompts."""
     prompts = merge_prompts(prompts)
-    if not prompts:
+    if everything is not None and prompts:
+        raise PromptError("--everything finds the objects itself: give no clicks, boxes or masks with it")
+    if not prompts and everything is None:
         raise PromptError("nothing to track: give at least one click, box or mask for the first frame")
     late = [p for p in prompts if p.frame != 0]
     if late:
         raise PromptError(f"object {late[0].obj_id}: live prompts are for the first frame; got frame {late[0].frame}")
     show = _display_available() if show is None else show
-    tracker = LiveTracker(model, settings)
+    tracker = LiveTracker(model, settings) if everything is None else EverythingTracker(model, everything, settings)
     annotator = Annotator()
     writer = OverlayVideoWriter(Path(out), fps=source.fps or 25.0, annotator=annotator) if out else None
     report = LiveReport()
