@@ -301,3 +301,25 @@ def test_vos_train_on_composites_from_an_image_set(tmp_path):
                  "--exclude-images", str(tmp_path / "held.txt"), "--composite-prob", "1", "--synthetic-prob", "0",
                  "--num-frames", "1", "--mask-prob", "0", "--steps", "2", "--checkpoint-every", "2"]) == 0
     assert (out / "model.pt").exists()
+
+
+def test_trained_weights_carry_their_lineage_and_a_further_run_extends_it(tmp_path, capsys):
+    from vos.checkpoint import training_history
+
+    first = tmp_path / "first"
+    args = ["train", "--out", str(first), "--config", "vos_small", "--image-size", "64", "--num-frames", "2",
+            "--steps", "2", "--checkpoint-every", "2"]
+    assert main(args) == 0
+    (run,) = training_history(first / "model.pt")
+    assert run["command"] == "vos " + " ".join(args) and run["steps_done"] == 2
+    assert run["settings"]["steps"] == 2 and run["clips"]["num_frames"] == 2 and "mask_prob" in run["prompts"]
+    second = tmp_path / "second"
+    assert main(["train", "--out", str(second), "--init", str(first / "model.pt"), "--num-frames", "1",
+                 "--steps", "1", "--checkpoint-every", "1"]) == 0
+    history = training_history(second / "model.pt")
+    assert [h["steps_done"] for h in history] == [2, 1] and history[0] == run
+    assert training_history(second / "last.pt") == history
+    capsys.readouterr()
+    assert main(["info", str(second / "model.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "training 1:  2 steps: vos train" in out and "training 2:  1 steps: vos train" in out

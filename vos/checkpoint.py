@@ -1,4 +1,4 @@
-"""Reading and writing model checkpoints: official SAM 2 files and vos's own format.
+"""Reading and writing model checkpoints: official SAM 2 and EdgeTAM files and vos's own format.
 
 Official files hold ``{"model": state_dict}``; ours hold the config next to the weights. The config of an
 official file is inferred by matching its keys and shapes against the known configs, and nothing is
@@ -17,7 +17,7 @@ import torch
 
 from streams.files import atomic_write
 
-from .config import OFFICIAL_CONFIGS, VOS_CONFIGS, ModelConfig
+from .config import EFFICIENT_CONFIGS, OFFICIAL_CONFIGS, VOS_CONFIGS, ModelConfig
 from .model import SAM2Model
 
 FORMAT = "vos"
@@ -60,14 +60,14 @@ def _describe(config_name: str, expected: dict, found: dict, missing: list, unex
 
 
 def infer_config(state_dict: dict[str, torch.Tensor], image_size: int | None = None) -> ModelConfig:
-    """The known config (official, or vos's own such as ``vos_small``) whose keys and shapes equal
+    """The known config (official SAM 2, EdgeTAM, or vos's own such as ``vos_small``) whose keys and shapes equal
     ``state_dict``'s, at its own input size unless ``image_size`` is given.
 
     Raises :class:`CheckpointError` naming the closest config and the first differing keys otherwise.
     """
     found = _shapes(state_dict)
     scored = []
-    for name, config in {**OFFICIAL_CONFIGS, **VOS_CONFIGS}.items():
+    for name, config in {**OFFICIAL_CONFIGS, **EFFICIENT_CONFIGS, **VOS_CONFIGS}.items():
         expected = _expected_shapes(config)
         missing, unexpected, wrong = _mismatch(expected, found)
         if not (missing or unexpected or wrong):
@@ -141,6 +141,17 @@ def _unpack(data: Any, path: Path) -> tuple[dict[str, torch.Tensor], ModelConfig
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise CheckpointError(f"{path}: 'model' is not a state dict of tensors")
     return state_dict, config
+
+
+def training_history(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """How the weights in ``path`` were trained, oldest run first (see :class:`vos.train.trainer.Trainer`):
+    each run's command or description, settings and steps; empty for weights that do not record it."""
+    try:
+        data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(_load_failure(Path(path), exc)) from None
+    history = data.get("training", []) if isinstance(data, dict) else []
+    return history if isinstance(history, list) else []
 
 
 def save_model(

@@ -11,10 +11,20 @@ def _info(args: argparse.Namespace) -> int:
     model = load_model(args.checkpoint, config=args.config, image_size=args.image_size)
     cfg = model.config
     params = sum(p.numel() for p in model.parameters())
-    print(f"config:      {cfg.name} (SAM {cfg.version})")
+    print(f"config:      {cfg.name} ({cfg.family})")
     print(f"image size:  {cfg.image_size}")
-    print(f"trunk:       embed_dim={cfg.trunk.embed_dim} heads={cfg.trunk.num_heads} stages={cfg.trunk.stages}")
+    print(f"trunk:       {cfg.trunk.summary}")
     print(f"parameters:  {params:,}")
+    from pathlib import Path
+
+    from . import DEFAULT_WEIGHTS
+    from .checkpoint import training_history
+
+    path = Path(args.checkpoint) if args.checkpoint else DEFAULT_WEIGHTS
+    for i, run in enumerate(training_history(path) if path.is_file() else [], 1):
+        what = run.get("command") or run.get("from") or run.get("description", "")
+        steps = f"{run['steps_done']} steps: " if "steps_done" in run else ""
+        print(f"training {i}:  {steps}{what}")
     return 0
 
 
@@ -145,7 +155,13 @@ def _train(args: argparse.Namespace) -> int:
     settings = TrainSettings(steps=args.steps, lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
                              validate_every=args.validate_every, warmup=min(200, args.steps // 10))
     prompts = PromptSimulation(mask_prob=args.mask_prob, box_prob=args.box_prob)
-    trainer = Trainer(model, sampler, args.out, settings, prompts, validation=validation)
+    from .checkpoint import training_history
+
+    lineage = training_history(args.init) if args.init and Path(args.init).is_file() else []
+    if args.init and not lineage:
+        lineage = [{"from": str(args.init)}]
+    run = {"command": "vos " + " ".join(args.argv)}
+    trainer = Trainer(model, sampler, args.out, settings, prompts, validation=validation, lineage=lineage, run=run)
     if trainer.resume():
         print(f"resumed from {Path(args.out) / 'last.pt'} at step {trainer.step}")
     scores = trainer.run()
@@ -400,7 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("info", help="describe a checkpoint: inferred config, size, parameter count")
-    p.add_argument("checkpoint", help="checkpoint file or official name (e.g. sam2.1_hiera_tiny)")
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="checkpoint file or official name (e.g. sam2.1_hiera_tiny); default: the embedded model")
     _add_config_option(p)
     p.add_argument("--image-size", type=int, default=None, help="input size to build the model at (default: the config's)")
     p.set_defaults(func=_info)
@@ -569,6 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run a command. Exit status 0 on success, 2 on an error (one line on stderr naming the file, frame,
     object or key; files already written stay complete), 130 when interrupted with Ctrl-C."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in trained weights' lineage
     from streams import SourceError
 
     from .checkpoint import CheckpointError

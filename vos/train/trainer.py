@@ -63,8 +63,14 @@ class Trainer:
     """Trains ``model`` on clips from ``sampler``, writing into ``out_dir``:
 
     * ``last.pt``: model, optimiser and step, to resume from (vos format, loadable as a model too);
-    * ``model.pt``: the weights alone at the last checkpoint;
+    * ``model.pt``: the weights at the last checkpoint, with their lineage;
     * ``log.jsonl``: one line per checkpoint with the mean losses, and J&F when validated.
+
+    The lineage (``"training"`` in both files, :func:`vos.checkpoint.training_history`) is the history of
+    the weights it started from, ``lineage``, followed by this run: ``run`` (what it was asked to do, e.g. the
+    command line) with its settings and the steps done. Weights that carry it can be trained further by
+    anyone, long after the run that made them (the optimiser's moments are not kept there: a new run
+    rebuilds them during its warm-up).
     """
 
     def __init__(
@@ -75,6 +81,8 @@ class Trainer:
         settings: TrainSettings = TrainSettings(),
         prompts: PromptSimulation = PromptSimulation(),
         validation: tuple[Path, list[str]] | None = None,
+        lineage: list[dict] = (),
+        run: dict | None = None,
     ) -> None:
         self.model = model
         self.sampler = sampler
@@ -82,17 +90,27 @@ class Trainer:
         self.settings = settings
         self.prompts = prompts
         self.validation = validation
+        self.lineage = list(lineage)
+        self.run_info = dict(run or {})
         self.optimizer = torch.optim.AdamW(_param_groups(model, settings.weight_decay), lr=settings.lr)
         self.step = 0
 
     # ------------------------------------------------------------------ checkpoints
+    def history(self) -> list[dict]:
+        """The lineage of the current weights, this run included."""
+        this = {**self.run_info, "settings": asdict(self.settings), "clips": asdict(self.sampler.settings),
+                "prompts": asdict(self.prompts), "steps_done": self.step}
+        return self.lineage + [json.loads(json.dumps(this))]  # plain values only, as a safe load needs
+
     def save(self) -> Path:
+        history = self.history()
         path = save_model(self.model, self.out / "last.pt", extra={
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
             "settings": asdict(self.settings),
+            "training": history,
         })
-        save_model(self.model, self.out / "model.pt")
+        save_model(self.model, self.out / "model.pt", extra={"training": history})
         return path
 
     def resume(self) -> bool:
@@ -121,6 +139,8 @@ class Trainer:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             terms = rollout(self.model, clip, rng, self.prompts)
         self.step += 1
+        if not terms:  # every frame was prompted with its mask (a short clip): nothing to learn from
+            return {"loss": 0.0}
         loss = sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
