@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
-from oracle_free import random_state_dict, set_presence  # noqa: F401  (re-exported)
+from oracle_free import max_diff, random_state_dict, set_presence  # noqa: F401  (re-exported)
 
 sam2_build = pytest.importorskip("sam2.build_sam", reason="the official sam2 package (test extra) is not installed")
 
@@ -32,9 +31,3 @@ def build_official(name: str, image_size: int, postprocessing: bool = False, vid
         OFFICIAL_YAML[name], None, device="cpu", mode="eval", hydra_overrides_extra=overrides,
         apply_postprocessing=postprocessing,
     )
-
-
-def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return (a.float() - b.float()).abs().max().item()
-

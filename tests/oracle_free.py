@@ -28,6 +28,8 @@ def random_state_dict(state_dict: dict[str, torch.Tensor], seed: int = 0) -> dic
             new = torch.randn(t.shape, generator=gen) / math.sqrt(fan_in)
         elif t.ndim >= 2:
             new = 0.5 * torch.randn(t.shape, generator=gen)
+        elif name.endswith("running_var"):  # batch-norm statistics of timm trunks: a variance is positive
+            new = 1 + 0.1 * torch.randn(t.shape, generator=gen).abs()
         elif name.endswith("gamma"):
             new = 0.5 * torch.randn(t.shape, generator=gen)
         elif name.endswith("weight"):
@@ -41,3 +43,8 @@ def random_state_dict(state_dict: dict[str, torch.Tensor], seed: int = 0) -> dic
 def set_presence(model, bias: float) -> None:
     """Shift the object-score head so that objects read as present (+) or absent (-)."""
     model.sam_mask_decoder.pred_obj_score_head.layers[2].bias.data.fill_(bias)
+
+
+def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return (a.float() - b.float()).abs().max().item()

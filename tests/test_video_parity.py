@@ -11,16 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from oracle import build_official, max_diff, random_state_dict, set_presence
-from streams import open_video
+from oracle import build_official, random_state_dict, set_presence
+from replay import check as _check, click as _click, disc_mask as _disc_mask, replay as _replay
 from videos import davis_clip, moving_shapes, write_jpegs
 from vos.config import get_config
 from vos.inference_core import TrackerSettings
 from vos.kernels import use_packed_kernels
 from memory import MemorySettings
 from vos.model import SAM2Model
-from vos.transforms import preprocess
-from vos.video_predictor import VideoPredictor
 
 SIZE = 256
 NUM_FRAMES = 12
@@ -45,64 +43,6 @@ def synthetic(tmp_path_factory):
 @pytest.fixture(scope="module")
 def real(tmp_path_factory, shared_dir):
     return write_jpegs(davis_clip(shared_dir, NUM_FRAMES), tmp_path_factory.mktemp("davis"))
-
-
-def _replay(official, ours, folder, actions, settings, official_attrs=None, packed=False):
-    """Run ``actions`` on both predictors; returns the list of (label, theirs, ours) logits."""
-    for name, value in (official_attrs or {}).items():
-        setattr(official, name, value)
-    use_packed_kernels(ours, packed)
-    video = open_video(folder)
-    state = official.init_state(str(folder))
-    # Same input pixels on both sides (the official loader resizes with PIL, see test_transforms).
-    state["images"] = torch.cat([preprocess(video[i].image, SIZE) for i in range(len(video))])
-    state["cached_features"] = {}
-    predictor = VideoPredictor(ours, video, settings)
-    pairs = []
-    for kind, *args in actions:
-        if kind == "points":
-            frame, obj, points, labels = args
-            _, _, theirs = official.add_new_points_or_box(state, frame, obj, points=points, labels=labels)
-            pairs.append((f"{kind} {args[:2]}", theirs, predictor.add_points(frame, obj, points, labels).logits))
-        elif kind == "box":
-            frame, obj, box = args
-            _, _, theirs = official.add_new_points_or_box(state, frame, obj, box=box)
-            pairs.append((f"{kind} {args[:2]}", theirs, predictor.add_points(frame, obj, box=box).logits))
-        elif kind == "mask":
-            frame, obj, mask = args
-            _, _, theirs = official.add_new_mask(state, frame, obj, torch.from_numpy(mask))
-            pairs.append((f"{kind} {args[:2]}", theirs, predictor.add_mask(frame, obj, mask).logits))
-        elif kind == "propagate":
-            start, count, reverse = args
-            theirs = list(official.propagate_in_video(state, start, count, reverse))
-            mine = list(predictor.propagate(start, count, reverse))
-            assert [t[0] for t in theirs] == [r.frame_idx for r in mine]
-            assert all(t[1] == r.obj_ids for t, r in zip(theirs, mine))
-            pairs += [(f"frame {r.frame_idx} reverse={reverse}", t[2], r.logits) for t, r in zip(theirs, mine)]
-    use_packed_kernels(ours, False)
-    return pairs
-
-
-def _check(pairs, exact: bool):
-    for label, theirs, mine in pairs:
-        if exact:
-            assert max_diff(theirs, mine) == 0.0, label
-        else:
-            assert max_diff(theirs, mine) <= 1e-3, label
-    # The objects must actually be visible on most frames for the comparison to mean anything.
-    visible = sum(bool((m > 0).any()) for _, _, m in pairs)
-    assert visible >= len(pairs) // 2
-
-
-def _click(frame: int, obj: int, points: list, labels: list) -> tuple:
-    """A clicks action: ``points [[x, y], ...]`` in video pixels with ``labels`` 1/0."""
-    return "points", frame, obj, np.array(points, np.float32), np.array(labels, np.int32)
-
-
-def _disc_mask(folder) -> np.ndarray:
-    h, w = open_video(folder).size
-    yy, xx = np.mgrid[:h, :w]
-    return (xx - 0.2 * w) ** 2 + (yy - 0.4 * h) ** 2 <= (h / 6) ** 2
 
 
 @pytest.mark.parametrize("history, packed", [(True, False), (False, False), (True, True)], ids=["history", "bounded", "packed"])

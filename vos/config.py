@@ -1,4 +1,4 @@
-"""Model configurations as plain data: the eight official SAM 2 / 2.1 configs and custom ones."""
+"""Model configurations as plain data: the eight official SAM 2 / 2.1 configs, EdgeTAM, and custom ones."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .hiera import HieraConfig
+from .perceiver import PerceiverConfig
+from .timm_trunk import TimmTrunkConfig
 
 
 @dataclass(frozen=True)
@@ -17,7 +19,7 @@ class ModelConfig:
     """
 
     name: str
-    trunk: HieraConfig
+    trunk: HieraConfig | TimmTrunkConfig
     image_size: int = 1024
     d_model: int = 256
     mem_dim: int = 64
@@ -29,6 +31,8 @@ class ModelConfig:
     decoder_depth: int = 2
     decoder_heads: int = 8
     decoder_mlp_dim: int = 2048
+    # EdgeTAM: memories compressed to latent tokens before memory attention (None: SAM 2's full maps).
+    perceiver: PerceiverConfig | None = None
     # SAM 2.1 additions (all False in 2.0).
     no_obj_embed_spatial: bool = True
     add_tpos_enc_to_obj_ptrs: bool = True
@@ -48,7 +52,7 @@ class ModelConfig:
     dynamic_multimask_via_stability: bool = False
 
     def __post_init__(self) -> None:
-        total_stride = 4 * 2 ** self.trunk.q_pool
+        total_stride = self.trunk.total_stride
         if self.image_size % total_stride:
             raise ValueError(f"image_size {self.image_size} is not divisible by the total stride {total_stride}")
         if self.image_size % self.backbone_stride:
@@ -57,10 +61,18 @@ class ModelConfig:
             raise ValueError(f"d_model {self.d_model} must be a multiple of mem_dim {self.mem_dim}")
         if self.proj_tpos_enc_in_obj_ptrs and not self.add_tpos_enc_to_obj_ptrs:
             raise ValueError("proj_tpos_enc_in_obj_ptrs needs add_tpos_enc_to_obj_ptrs")
+        if self.perceiver is not None and (self.image_size // self.backbone_stride) % self.perceiver.grid:
+            raise ValueError(f"the memory map ({self.image_size // self.backbone_stride} px wide) does not split "
+                             f"into the perceiver's {self.perceiver.grid}x{self.perceiver.grid} windows")
 
     @property
     def version(self) -> str:
         return "2.1" if self.no_obj_embed_spatial else "2.0"
+
+    @property
+    def family(self) -> str:
+        """The model family, as ``vos info`` names it."""
+        return "EdgeTAM" if self.perceiver is not None else f"SAM {self.version}"
 
     def replace(self, **changes: Any) -> "ModelConfig":
         """A copy with some fields changed, e.g. ``config.replace(image_size=512)``."""
@@ -77,7 +89,10 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config fields: {unknown}")
         trunk = {k: tuple(v) if isinstance(v, list) else v for k, v in data.pop("trunk").items()}
-        return cls(trunk=HieraConfig(**trunk), **data)
+        trunk_cls = TimmTrunkConfig if "model_name" in trunk else HieraConfig
+        perceiver = data.pop("perceiver", None)
+        return cls(trunk=trunk_cls(**trunk), perceiver=None if perceiver is None else PerceiverConfig(**perceiver),
+                   **data)
 
 
 HIERA_T = HieraConfig(embed_dim=96, num_heads=1, stages=(1, 2, 7, 2), global_att_blocks=(5, 7, 9),
@@ -127,18 +142,33 @@ VOS_CONFIGS: dict[str, ModelConfig] = {
 }
 
 
+# The SAM 2 family's efficient branches with public checkpoints, as their official configs define them.
+EFFICIENT_CONFIGS: dict[str, ModelConfig] = {
+    # edgetam.yaml: RepViT-M1 trunk, 2 memory-attention layers, spatial perceiver; SAM 2.0's flags.
+    "edgetam": ModelConfig(
+        name="edgetam",
+        trunk=TimmTrunkConfig(model_name="repvit_m1", channels=(48, 96, 192, 384)),
+        memory_attention_layers=2,
+        perceiver=PerceiverConfig(),
+        **_SAM2_0_FLAGS,
+    ),
+}
+
+
 def get_config(name: str) -> ModelConfig:
-    """The config named ``name``: official (``sam2.1_hiera_tiny`` or ``sam2.1_hiera_t``) or vos's own."""
+    """The config named ``name``: official SAM 2 (``sam2.1_hiera_tiny`` or ``sam2.1_hiera_t``), EdgeTAM
+    (``edgetam``) or vos's own."""
     key = CONFIG_ALIASES.get(name, name)
-    known = {**OFFICIAL_CONFIGS, **VOS_CONFIGS}
+    known = {**OFFICIAL_CONFIGS, **EFFICIENT_CONFIGS, **VOS_CONFIGS}
     if key not in known:
         raise KeyError(f"unknown config {name!r}; known: {sorted(known)}")
     return known[key]
 
 
-def neck_channels(trunk: HieraConfig) -> list[int]:
+def neck_channels(trunk: HieraConfig | TimmTrunkConfig) -> list[int]:
     """Backbone channels as the neck lists them: lowest resolution first."""
     return list(reversed(trunk.channels))
 
 
-__all__ = ["ModelConfig", "HieraConfig", "OFFICIAL_CONFIGS", "VOS_CONFIGS", "get_config", "neck_channels"]
+__all__ = ["ModelConfig", "HieraConfig", "TimmTrunkConfig", "PerceiverConfig", "OFFICIAL_CONFIGS",
+           "EFFICIENT_CONFIGS", "VOS_CONFIGS", "get_config", "neck_channels"]

@@ -39,6 +39,15 @@ class HieraConfig:
         return [end + 1 for end in self.stage_ends[:-1]][: self.q_pool]
 
     @property
+    def summary(self) -> str:
+        return f"Hiera embed_dim={self.embed_dim} heads={self.num_heads} stages={self.stages}"
+
+    @property
+    def total_stride(self) -> int:
+        """Stride of the lowest-resolution output: the patch embedding's 4, halved by each q-pool."""
+        return 4 * 2**self.q_pool
+
+    @property
     def channels(self) -> list[int]:
         """Channels of each stage's output, highest resolution first."""
         return [int(self.embed_dim * self.dim_mul**i) for i in range(len(self.stages))]

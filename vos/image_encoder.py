@@ -1,4 +1,5 @@
-"""Image encoder: Hiera trunk plus an FPN neck that keeps the three highest-resolution levels."""
+"""Image encoder: a trunk (Hiera, or timm's RepViT for EdgeTAM) plus an FPN neck that keeps the three
+highest-resolution levels."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .hiera import Hiera
 from .position_encoding import SinePositionEncoding
 
 
@@ -71,7 +71,7 @@ class FpnNeck(nn.Module):
 class ImageEncoder(nn.Module):
     """``(B, 3, S, S)`` normalised images -> :class:`ImageFeatures` at strides 4, 8 and 16."""
 
-    def __init__(self, trunk: Hiera, neck: FpnNeck, scalp: int = 1) -> None:
+    def __init__(self, trunk: nn.Module, neck: FpnNeck, scalp: int = 1) -> None:
         super().__init__()
         self.trunk = trunk
         self.neck = neck

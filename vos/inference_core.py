@@ -274,8 +274,7 @@ def _memory_tokens(model: SAM2Model, selections: list[Selection]) -> tuple[torch
     number of trailing pointer tokens."""
     first = selections[0]
     device = model.device
-    h, w = first.features[0].shape[-2:]
-    spatial_pos = model.memory_encoder.position_encoding.encode(h, w, device).flatten(1).t()  # (hw, m)
+    spatial_pos = model.memory_position(first.features[0])  # (tokens per frame, m)
     memory = torch.stack(
         [torch.cat([f.to(device).flatten(1).t() for f in sel.features]) for sel in selections]
     ).float()

@@ -19,6 +19,8 @@ class RoPEAttention(Attention):
 
     For cross-attention over several memory frames (``rope_k_repeat``) every frame of ``N`` keys gets
     the same rotation as the ``N`` queries; the last ``num_k_exclude_rope`` keys (object pointers) get none.
+    With ``k_grid`` (EdgeTAM's compressed memories) a frame is instead ``k_unrotated`` keys left as they are,
+    then ``k_grid ** 2`` keys rotated by their own square grid, whatever the queries' grid.
     """
 
     def __init__(
@@ -32,11 +34,15 @@ class RoPEAttention(Attention):
         rope_theta: float = 10000.0,
         rope_k_repeat: bool = False,
         feat_sizes: tuple[int, int] = (64, 64),
+        k_grid: int | None = None,
+        k_unrotated: int = 0,
     ) -> None:
         super().__init__(embedding_dim, num_heads, downsample_rate, dropout, kv_in_dim)
         self.rope_theta = rope_theta
         self.rope_k_repeat = rope_k_repeat
         self.feat_sizes = feat_sizes
+        self.k_grid = k_grid
+        self.k_unrotated = k_unrotated
         self._angles: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _rotation(self, num_tokens: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,7 +69,9 @@ class RoPEAttention(Attention):
         cos, sin = self._rotation(n_q, q.device)
         q = apply_rope(q, cos, sin)
         n_rope = k.shape[-2] - num_k_exclude_rope
-        if n_rope > 0:
+        if n_rope > 0 and self.k_grid is not None:
+            k = self._rotate_grid_keys(k, n_rope)
+        elif n_rope > 0:
             if n_rope % n_q or (n_rope != n_q and not self.rope_k_repeat):
                 raise ValueError(f"{n_rope} rotary keys do not tile {n_q} queries")
             # Each memory frame's keys rotate as if it were the current frame: broadcast over frames
@@ -75,6 +83,20 @@ class RoPEAttention(Attention):
             keys[:, :, n_rope:] = k[:, :, n_rope:]
             k = keys
         return self._attend(q, k, v)
+
+    def _rotate_grid_keys(self, k: torch.Tensor, n_rope: int) -> torch.Tensor:
+        """``k (B, heads, M, d)`` whose first ``n_rope`` keys are whole frames of ``k_unrotated + k_grid**2``."""
+        per_frame = self.k_unrotated + self.k_grid**2
+        if n_rope % per_frame:
+            raise ValueError(f"{n_rope} memory keys are not whole frames of {per_frame} tokens")
+        cos, sin = self._rotation(self.k_grid**2, k.device)
+        keys = k.new_empty(k.shape)
+        frames = (n_rope // per_frame, per_frame)
+        src, dst = k[:, :, :n_rope].unflatten(2, frames), keys[:, :, :n_rope].unflatten(2, frames)
+        dst[..., : self.k_unrotated, :] = src[..., : self.k_unrotated, :]
+        apply_rope(src[..., self.k_unrotated :, :], cos, sin, out=dst[..., self.k_unrotated :, :])
+        keys[:, :, n_rope:] = k[:, :, n_rope:]
+        return keys
 
 
 class MemoryAttentionLayer(nn.Module):
@@ -89,11 +111,14 @@ class MemoryAttentionLayer(nn.Module):
         num_heads: int = 1,
         dropout: float = 0.1,
         feat_sizes: tuple[int, int] = (64, 64),
+        k_grid: int | None = None,
+        k_unrotated: int = 0,
     ) -> None:
         super().__init__()
         self.self_attn = RoPEAttention(d_model, num_heads, dropout=dropout, feat_sizes=feat_sizes)
         self.cross_attn_image = RoPEAttention(
-            d_model, num_heads, dropout=dropout, kv_in_dim=mem_dim, rope_k_repeat=True, feat_sizes=feat_sizes
+            d_model, num_heads, dropout=dropout, kv_in_dim=mem_dim, rope_k_repeat=True, feat_sizes=feat_sizes,
+            k_grid=k_grid, k_unrotated=k_unrotated,
         )
         self.linear1 = Linear(d_model, dim_feedforward)
         self.dropout = nn.Dropout(dropout)

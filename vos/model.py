@@ -17,14 +17,16 @@ from torch import nn
 
 from .common import MLP
 from .config import ModelConfig, neck_channels
-from .hiera import Hiera
+from .hiera import Hiera, HieraConfig
 from .image_encoder import FpnNeck, ImageEncoder, ImageFeatures
 from .kernels import Linear
 from .mask_decoder import DecoderOutput, MaskDecoder
 from .memory_attention import MemoryAttention
 from .memory_encoder import MemoryEncoder
+from .perceiver import PerceiverResampler
 from .position_encoding import sine_1d
 from .prompt_encoder import PromptEncoder
+from .timm_trunk import TimmTrunk
 from .transformer import TwoWayTransformer
 
 # Logit given to every pixel of an object judged absent.
@@ -56,7 +58,11 @@ def _trunc_normal_parameter(*shape: int) -> nn.Parameter:
 
 
 class SAM2Model(nn.Module):
-    """SAM 2 / 2.1 with the official module tree, so official state dicts load with ``strict=True``."""
+    """SAM 2 / 2.1 and EdgeTAM with the official module trees, so official state dicts load with ``strict=True``.
+
+    EdgeTAM differs only in modules chosen by its config: a timm trunk, and a spatial perceiver that
+    compresses each memory into latent tokens, which memory attention's keys rotate on their own grid.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -76,14 +82,18 @@ class SAM2Model(nn.Module):
         else:
             self.no_obj_embed_spatial = None
 
-        self.image_encoder = ImageEncoder(Hiera(config.trunk), FpnNeck(c, neck_channels(config.trunk)))
+        trunk = Hiera(config.trunk) if isinstance(config.trunk, HieraConfig) else TimmTrunk(config.trunk)
+        self.image_encoder = ImageEncoder(trunk, FpnNeck(c, neck_channels(config.trunk)))
         self.mask_downsample = nn.Conv2d(1, 1, kernel_size=4, stride=4)
+        perceiver = config.perceiver
         self.memory_attention = MemoryAttention(
             c,
             num_layers=config.memory_attention_layers,
             mem_dim=m,
             dim_feedforward=config.memory_attention_ffn,
             feat_sizes=(feat, feat),
+            k_grid=None if perceiver is None else perceiver.grid,
+            k_unrotated=0 if perceiver is None else perceiver.num_latents,
         )
         self.memory_encoder = MemoryEncoder(in_dim=c, out_dim=m, fuser_layers=config.fuser_layers)
         self.sam_prompt_encoder = PromptEncoder(
@@ -102,6 +112,7 @@ class SAM2Model(nn.Module):
         )
         self.obj_ptr_proj = MLP(c, c, c, 3)
         self.obj_ptr_tpos_proj = Linear(c, m) if config.proj_tpos_enc_in_obj_ptrs else nn.Identity()
+        self.spatial_perceiver = None if perceiver is None else PerceiverResampler(m, perceiver)
 
     @property
     def device(self) -> torch.device:
@@ -136,6 +147,14 @@ class SAM2Model(nn.Module):
         """``curr, curr_pos (B, N, C)``; ``memory, memory_pos (B, M, mem_dim)`` whose last
         ``num_obj_ptr_tokens`` entries are object-pointer tokens -> ``(B, N, C)``."""
         return self.memory_attention(curr, curr_pos, memory, memory_pos, num_obj_ptr_tokens)
+
+    def memory_position(self, features: torch.Tensor) -> torch.Tensor:
+        """Position ``(T, mem_dim)`` of the ``T`` tokens of one memory ``features (mem_dim, ...)`` as
+        :meth:`encode_memory` returns it: the map's sine encoding, or the perceiver's token positions."""
+        if self.spatial_perceiver is not None:
+            return self.spatial_perceiver.position(self.device)
+        h, w = features.shape[-2:]
+        return self.memory_encoder.position_encoding.encode(h, w, self.device).flatten(1).t()
 
     def memory_time_encoding(self, t_pos: int) -> torch.Tensor:
         """Temporal encoding ``(1, 1, mem_dim)`` of a memory ``t_pos`` steps into the FIFO (0 = prompted)."""
@@ -284,7 +303,8 @@ class SAM2Model(nn.Module):
             object_score: ``(B, 1)`` presence logits.
             binarize: threshold the mask instead of a sigmoid (for masks from clicks, when enabled).
         Returns:
-            ``features (B, mem_dim, h, w)`` and ``pos_enc (B, mem_dim, h, w)``.
+            ``features (B, mem_dim, h, w)`` and ``pos_enc (B, mem_dim, h, w)``; with a perceiver (EdgeTAM)
+            ``(B, mem_dim, T)`` latent tokens and their positions instead.
         """
         mask = (high_res_mask_logits > 0).float() if binarize else torch.sigmoid(high_res_mask_logits)
         mask = mask * self.config.sigmoid_scale_for_mem_enc + self.config.sigmoid_bias_for_mem_enc
@@ -294,4 +314,7 @@ class SAM2Model(nn.Module):
         if self.no_obj_embed_spatial is not None:
             absent = 1.0 - (object_score > 0).float()
             features = features + absent[:, :, None, None] * self.no_obj_embed_spatial[:, :, None, None]
+        if self.spatial_perceiver is not None:
+            features = self.spatial_perceiver(features, pos)
+            pos = self.memory_position(features[0]).t().expand_as(features)
         return features, pos
