@@ -26,6 +26,7 @@ from .checkpoint import build_model, read_checkpoint
 from .config import get_config
 from .image_predictor import ImagePredictor
 from .inference_core import TrackerSettings
+from .kernels import use_packed_kernels
 from .mask_generator import MaskGenerator
 from .model import SAM2Model
 from .video_predictor import VideoPredictor
@@ -119,7 +120,8 @@ def build_sam2(
     """A model from an official config name or path and checkpoint, as the official ``build_sam2``:
     ``apply_postprocessing`` turns on the fallback to multimask outputs when one mask is unstable.
     ``++model.image_size=N`` among the overrides runs the model at another input size; other overrides are
-    not interpreted. Falls back to the CPU when CUDA is not available."""
+    not interpreted. Falls back to the CPU when CUDA is not available. The model runs on PyTorch's own
+    kernels (:func:`vos.kernels.use_packed_kernels`), as the official one does."""
     name = Path(str(config_file)).name.removesuffix(".yaml")
     config = get_config(name)
     if apply_postprocessing:
@@ -134,7 +136,9 @@ def build_sam2(
         model = build_model(config, state_dict)
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         device = "cpu"
-    model = model.to(device)
+    # Changing one import must give the official numbers: PyTorch's own kernels, not the faster oneDNN
+    # ones, whose rounding can move a mask at a threshold's edge (vos's native API keeps them).
+    model = use_packed_kernels(model.to(device), False)
     return model.eval() if mode == "eval" else model
 
 
