@@ -165,6 +165,19 @@ def test_training_resumes_exactly(tmp_path):
     assert config == resumed.config
 
 
+def test_resume_reads_a_config_stored_before_a_field_existed_and_refuses_another(tmp_path):
+    torch.manual_seed(0)
+    model = SAM2Model(tiny_config(image_size=64))
+    _trainer(model, tmp_path / "run", 2).run(progress=False)
+    path = tmp_path / "run" / "last.pt"
+    data = torch.load(path, weights_only=True)
+    del data["config"]["dynamic_multimask_via_stability"]  # as written by a version without the field
+    torch.save(data, path)
+    assert _trainer(SAM2Model(tiny_config(image_size=64)), tmp_path / "run", 4).resume()
+    with pytest.raises(ValueError, match="another model config"):
+        _trainer(SAM2Model(tiny_config(image_size=128)), tmp_path / "run", 4).resume()
+
+
 def test_training_lowers_the_loss_on_one_clip(tiny_model):
     sampler = ClipSampler(64, None, ClipSettings(num_frames=3, max_objects=1))
     clip = sampler.sample(np.random.default_rng(3))

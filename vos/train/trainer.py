@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import save_model
+from ..config import ModelConfig
 from ..model import SAM2Model
 from .clips import ClipSampler
 from .rollout import PromptSimulation, rollout
@@ -119,7 +120,8 @@ class Trainer:
         if not path.exists():
             return False
         data = torch.load(path, map_location="cpu", weights_only=True)
-        if data["config"] != self.model.config.to_dict():
+        # Compared as configs, not dicts: a config stored before a field was added still reads the same.
+        if ModelConfig.from_dict(data["config"]) != self.model.config:
             raise ValueError(f"{path} was trained with another model config ({data['config']['name']!r})")
         self.model.load_state_dict(data["model"])
         self.optimizer.load_state_dict(data["optimizer"])
