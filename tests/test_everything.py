@@ -120,3 +120,12 @@ def test_track_everything_command(clip, tmp_path, capsys):
     assert np.array(Image.open(pngs[0])).max() >= 1
     assert main(["track", str(frames), "--everything", "--point", "3,3", "--out", str(out)]) == 2
     assert "--everything finds the objects itself" in capsys.readouterr().err
+    # A second run into the same folder is refused, untouched, unless --overwrite replaces it cleanly.
+    args = ["track", str(frames), "--everything", "--every", "0", "--points-per-side", "6",
+            "--pred-iou-thresh", "0.3", "--stability-score-thresh", "0.1", "--out", str(out)]
+    before = sorted(p.name for p in (out / "masks").iterdir())
+    assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "masks").iterdir()) == before
+    (out / "masks" / "99999.png").write_bytes(b"stale")
+    assert main(args + ["--overwrite"]) == 0
+    assert sorted(p.name for p in (out / "masks").glob("*.png")) == [p.name for p in pngs]

@@ -285,14 +285,17 @@ def _track_everything(args: argparse.Namespace) -> int:
     from . import load_model
     from .everything import track_everything
     from .inference_core import TrackerSettings
+    from .track import check_out_dir
 
     if getattr(args, "prompt_items", None) or args.prompts:
         raise ValueError("--everything finds the objects itself: give no --point, --box, --mask or --prompts with it")
     out = Path(args.out or Path("vos-out") / Path(args.input).stem)
-    model = load_model(args.checkpoint, image_size=args.image_size, device=args.device or "cpu")
+    check_out_dir(out, args.overwrite)
+    model = load_model(args.checkpoint, config=args.config, image_size=args.image_size, device=args.device or "cpu")
     settings = TrackerSettings.official(keep_history=False, precision=args.precision)
     frames, found = track_everything(model, args.input, out, settings=_everything_settings(args),
-                                     overlay=not args.no_video, masks=args.masks, tracker_settings=settings)
+                                     overlay=not args.no_video, masks=args.masks, tracker_settings=settings,
+                                     overwrite=args.overwrite)
     print(f"found and tracked {found} object(s) over {frames} frames")
     for path in (out / "overlay.mp4" if not args.no_video else None, out / "masks" if args.masks != "none" else None):
         if path is not None:

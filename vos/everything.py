@@ -28,6 +28,7 @@ from .mask_generator import MaskGenerator
 from .model import SAM2Model
 from .prompts import Prompt, PromptError
 from .results import FrameResult
+from .track import check_out_dir, remove_previous_outputs
 
 
 @dataclass(frozen=True)
@@ -166,19 +167,24 @@ def track_everything(
     masks: str = "davis",
     tracker_settings: TrackerSettings | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> tuple[int, int]:
     """Track every object of ``video`` forward from frame 0 into ``out_dir/overlay.mp4`` and
     ``out_dir/masks/`` (``masks``: ``"davis"`` palette PNGs, ids up to 255, ``"sav"`` one PNG per object
     and frame, or ``"none"``). Objects found on a later frame are tracked from that frame on.
-    Returns ``(frames, objects found)``."""
+    A folder holding an earlier run's outputs is refused unless ``overwrite``, which replaces them, as
+    :func:`vos.track.track_video` does. Returns ``(frames, objects found)``."""
     if masks not in ("davis", "sav", "none"):
         raise ValueError(f"unknown mask format {masks!r}; use davis, sav or none")
     settings = settings or EverythingSettings()
     if masks == "davis":
         limit = 255 if settings.max_id is None else min(settings.max_id, 255)
         settings = EverythingSettings(**{**settings.__dict__, "max_id": limit})
-    source = video if isinstance(video, SeekableSource) else open_video(video)
     out_dir = Path(out_dir)
+    replaced = check_out_dir(out_dir, overwrite)
+    source = video if isinstance(video, SeekableSource) else open_video(video)
+    if replaced:
+        remove_previous_outputs(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tracker = EverythingTracker(model, settings, tracker_settings or TrackerSettings.official(keep_history=False))
     names = [p.stem for p in source.files] if isinstance(source, FrameFolder) else [f"{i:05d}" for i in range(len(source))]

@@ -154,7 +154,8 @@ def check_out_dir(out_dir: Path, overwrite: bool) -> list[str]:
     return found
 
 
-def _remove_previous(out_dir: Path) -> None:
+def remove_previous_outputs(out_dir: Path) -> None:
+    """Delete an earlier run's ``overlay.mp4`` and ``masks/`` from ``out_dir``."""
     (out_dir / "overlay.mp4").unlink(missing_ok=True)
     if (out_dir / "masks").is_dir():
         shutil.rmtree(out_dir / "masks")
@@ -196,7 +197,7 @@ def track_video(
             else:
                 predictor.add_points(p.frame, p.obj_id, p.prompt.points, p.prompt.labels, p.prompt.box)
         if replaced:
-            _remove_previous(out_dir)
+            remove_previous_outputs(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         run = _Run(source, _MaskSink(mask_dir, masks, _frame_names(source)), outputs, live_overlay=start == 0)
         for result in predictor.propagate_both(start):
