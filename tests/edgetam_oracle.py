@@ -3,38 +3,23 @@
 The package installs its code as a top-level ``sam2`` package, a fork of SAM 2 from before the 2.1
 release. It would shadow the official ``sam2`` 1.1.0 oracle, so it lives in its own folder
 (``pip install --no-deps --target .oracles/edgetam edgetam-dimos==1.0.1``, or ``$VOS_EDGETAM_ORACLE``)
-and is imported with ``sam2`` swapped in ``sys.modules`` for the time of the import and the build only;
-the classes it builds keep their own module globals afterwards.
+and is imported through :func:`forked_sam2.sam2_from`.
 """
 from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-ORACLE_DIR = Path(os.environ.get("VOS_EDGETAM_ORACLE", Path(__file__).resolve().parents[1] / ".oracles" / "edgetam"))
+from forked_sam2 import ORACLES, promote_memories, sam2_from
+
+ORACLE_DIR = Path(os.environ.get("VOS_EDGETAM_ORACLE", ORACLES / "edgetam"))
 
 if not (ORACLE_DIR / "sam2" / "modeling" / "perceiver.py").is_file():
     pytest.skip(f"the EdgeTAM oracle (edgetam-dimos, test extra) is not installed in {ORACLE_DIR}",
                 allow_module_level=True)
-
-
-@contextlib.contextmanager
-def _edgetam_as_sam2() -> Iterator[None]:
-    """``import sam2`` gives the EdgeTAM fork inside the block; the official package again afterwards."""
-    saved = {k: sys.modules.pop(k) for k in list(sys.modules) if k == "sam2" or k.startswith("sam2.")}
-    sys.path.insert(0, str(ORACLE_DIR))
-    try:
-        yield
-    finally:
-        sys.path.remove(str(ORACLE_DIR))
-        for k in [k for k in sys.modules if k == "sam2" or k.startswith("sam2.")]:
-            del sys.modules[k]
-        sys.modules.update(saved)
 
 
 def build_edgetam(image_size: int, video: bool = False):
@@ -47,7 +32,7 @@ def build_edgetam(image_size: int, video: bool = False):
         # The official cross-attention takes its query grid from the config, not from the input.
         f"++model.memory_attention.layer.cross_attention.q_sizes=[{feat},{feat}]",
     ]
-    with _edgetam_as_sam2():
+    with sam2_from(ORACLE_DIR):
         import sam2.modeling.backbones.timm as timm_backbone
         from sam2.build_sam import build_sam2, build_sam2_video_predictor
 
@@ -60,9 +45,5 @@ def build_edgetam(image_size: int, video: bool = False):
                                 apply_postprocessing=False)
         finally:
             timm_backbone.create_model = create
-    # Memories are stored in bfloat16 and reach memory attention as they are when no object pointer (float32)
-    # is concatenated to them, e.g. going backwards from the last frame: on CUDA under autocast that works,
-    # on the CPU the official code fails on mixed dtypes. Promote them as the concatenation otherwise does.
-    attend = model.memory_attention.forward
-    model.memory_attention.forward = lambda *a, memory, **kw: attend(*a, memory=memory.float(), **kw)
+    promote_memories(model)
     return model

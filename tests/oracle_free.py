@@ -48,3 +48,24 @@ def set_presence(model, bias: float) -> None:
 def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     assert a.shape == b.shape, (a.shape, b.shape)
     return (a.float() - b.float()).abs().max().item()
+
+
+@torch.no_grad()
+def check_image_encoder(official, ours: SAM2Model, levels: int) -> None:
+    """vos's ``encode_image`` against an official model's ``forward_image`` on two random images: ``levels``
+    maps, each and its position encoding within 1e-4."""
+    size = ours.image_size
+    images = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    theirs = official.forward_image(images)
+    mine = ours.encode_image(images)
+    assert len(mine.backbone_fpn) == len(theirs["backbone_fpn"]) == levels
+    for t, m in zip(theirs["backbone_fpn"] + theirs["vision_pos_enc"], mine.backbone_fpn + mine.vision_pos_enc):
+        assert max_diff(t, m) <= 1e-4
+
+
+def memory_encoder_inputs(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random inputs of the memory encoder for three objects at input size ``size``: stride-16 features
+    ``(3, 256, size/16, size/16)`` and mask logits ``(3, 1, size, size)``."""
+    gen = torch.Generator().manual_seed(1)
+    h = size // 16
+    return torch.randn(3, 256, h, h, generator=gen), 4 * torch.randn(3, 1, size, size, generator=gen)

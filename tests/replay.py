@@ -72,3 +72,101 @@ def disc_mask(folder) -> np.ndarray:
     h, w = open_video(folder).size
     yy, xx = np.mgrid[:h, :w]
     return (xx - 0.2 * w) ** 2 + (yy - 0.4 * h) ** 2 <= (h / 6) ** 2
+
+
+# SAM 2's first (July 2024) video predictor, which the official EdgeTAM and EfficientTAM code forks, needs every
+# object before tracking starts and selects memories for all objects together. vos tracks every object on its
+# own, as ``sam2`` 1.1.0 does, so each object of a scenario is compared with the official predictor given that
+# object's prompts alone.
+
+def official_alone(official, folder, actions, obj: int) -> dict[tuple[int, int], torch.Tensor]:
+    """The official predictor on the prompts of object ``obj`` alone and every propagation: logits
+    ``(1, 1, H, W)`` by (step, frame)."""
+    video = open_video(folder)
+    state = official.init_state(str(folder))
+    state["images"] = torch.cat([preprocess(video[i].image, official.image_size) for i in range(len(video))])
+    state["cached_features"] = {}
+    out = {}
+    for step, (kind, *args) in enumerate(actions):
+        if kind == "propagate":
+            if state["obj_ids"]:  # the object's prompts may all come later
+                for frame, _, logits in official.propagate_in_video(state, *args):
+                    out[step, frame] = logits
+        elif args[1] == obj:
+            frame = args[0]
+            if kind == "mask":
+                _, _, logits = official.add_new_mask(state, frame, obj, torch.from_numpy(args[2]))
+            else:
+                _, _, logits = _official_points(official, state, frame, obj, kind, args[2:])
+            out[step, frame] = logits
+    return out
+
+
+def _official_points(official, state, frame: int, obj: int, kind: str, prompt: list):
+    """Clicks or a box; the oldest forks (EfficientTAM's) take a box as its two corners labelled 2 and 3."""
+    if hasattr(official, "add_new_points_or_box"):
+        if kind == "box":
+            return official.add_new_points_or_box(state, frame, obj, box=prompt[0])
+        return official.add_new_points_or_box(state, frame, obj, points=prompt[0], labels=prompt[1])
+    if kind == "box":
+        return official.add_new_points(state, frame, obj, points=prompt[0].reshape(2, 2),
+                                       labels=np.array([2, 3], np.int32))
+    return official.add_new_points(state, frame, obj, points=prompt[0], labels=prompt[1])
+
+
+def _ours_together(model, folder, actions, settings) -> dict[tuple[int, int], tuple[list[int], torch.Tensor]]:
+    """vos's predictor on all the prompts: ``(obj_ids, logits (N, 1, H, W))`` by (step, frame)."""
+    predictor = VideoPredictor(model, open_video(folder), settings)
+    out = {}
+    for step, (kind, *args) in enumerate(actions):
+        if kind == "propagate":
+            out.update({(step, r.frame_idx): (r.obj_ids, r.logits) for r in predictor.propagate(*args)})
+        else:
+            frame, obj = args[:2]
+            if kind == "points":
+                r = predictor.add_points(frame, obj, args[2], args[3])
+            elif kind == "box":
+                r = predictor.add_points(frame, obj, box=args[2])
+            else:
+                r = predictor.add_mask(frame, obj, args[2])
+            out[step, frame] = (r.obj_ids, r.logits)
+    return out
+
+
+def compare_alone(official, ours, folder, actions, settings, packed: bool) -> None:
+    """vos on the whole scenario against the official predictor on each object alone: logits within 1e-3 and
+    identical masks on every step and frame the official predictor produced."""
+    use_packed_kernels(ours, packed)
+    try:
+        mine = _ours_together(ours, folder, actions, settings)
+    finally:
+        use_packed_kernels(ours, False)
+    objects = sorted({a[2] for a in actions if a[0] != "propagate"})
+    compared = visible = 0
+    for obj in objects:
+        theirs = official_alone(official, folder, actions, obj)
+        for key, logits in theirs.items():
+            ids, ours_logits = mine[key]
+            row = ids.index(obj)
+            assert max_diff(logits, ours_logits[row : row + 1]) <= 1e-3, (obj, key)
+            assert torch.equal(logits > 0, ours_logits[row : row + 1] > 0), (obj, key)
+            compared += 1
+            visible += bool((logits > 0).any())
+    # Every step and frame the official predictor produced was compared, and objects are mostly visible.
+    assert compared >= len(objects) * len(open_video(folder)) and visible >= compared // 2
+
+
+def late_object_scenario(folder, num_frames: int) -> list[tuple]:
+    """Three objects prompted on frame 0 (clicks, a box, a mask), tracked to frame 6, a correction there,
+    tracking to the end, a fourth object joining on frame 5, and everything back over the whole video."""
+    return [
+        click(0, 1, [[32, 38]], [1]),
+        ("box", 0, 2, np.array([108, 55, 132, 78], np.float32)),
+        ("mask", 0, 5, disc_mask(folder)),
+        ("propagate", None, 6, False),  # frames 0-6
+        click(6, 1, [[60, 44]], [0]),  # a correction on a tracked frame
+        ("propagate", 7, None, False),
+        ("box", 5, 3, np.array([100, 55, 124, 78], np.float32)),  # an object joining on frame 5
+        ("propagate", 5, None, False),
+        ("propagate", num_frames - 1, None, True),  # and back over the whole video
+    ]

@@ -8,22 +8,18 @@ of a scenario is compared with the official predictor given that object's prompt
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
 from edgetam_oracle import build_edgetam
-from oracle_free import max_diff, random_state_dict, set_presence
-from replay import click, disc_mask
-from streams import open_video
+from oracle_free import check_image_encoder, max_diff, memory_encoder_inputs, random_state_dict, set_presence
+from replay import compare_alone, late_object_scenario
 from videos import moving_shapes, write_jpegs
 from vos.checkpoint import infer_config
 from vos.config import get_config
 from vos.inference_core import TrackerSettings
 from vos.kernels import use_packed_kernels
 from vos.model import SAM2Model
-from vos.transforms import preprocess
-from vos.video_predictor import VideoPredictor
 
 SIZE = 512  # memory maps of 32x32: the perceiver's 16x16 windows hold 2x2 pixels each
 NUM_FRAMES = 10
@@ -66,22 +62,14 @@ def test_official_keys_give_the_edgetam_config(models):
 
 @torch.no_grad()
 def test_image_encoder(models):
-    official, ours = models
-    images = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
-    theirs = official.forward_image(images)
-    mine = ours.encode_image(images)
-    assert len(mine.backbone_fpn) == len(theirs["backbone_fpn"]) == 3
-    for t, m in zip(theirs["backbone_fpn"] + theirs["vision_pos_enc"], mine.backbone_fpn + mine.vision_pos_enc):
-        assert max_diff(t, m) <= 1e-4
+    check_image_encoder(*models, levels=3)
 
 
 @torch.no_grad()
 def test_memory_encoder_and_perceiver(models):
     official, ours = models
-    gen = torch.Generator().manual_seed(1)
     h = SIZE // 16
-    pix = torch.randn(3, 256, h, h, generator=gen)
-    masks = 4 * torch.randn(3, 1, SIZE, SIZE, generator=gen)
+    pix, masks = memory_encoder_inputs(SIZE)
     scores = torch.tensor([[3.0], [-2.0], [1.0]])
     # The official perceiver takes one mask at a time (its 2D latents are a view of an expanded tensor).
     theirs = [official._encode_new_memory([pix[i : i + 1].flatten(2).permute(2, 0, 1)], [(h, h)], masks[i : i + 1],
@@ -109,84 +97,9 @@ def test_memory_attention_over_compressed_memories(models):
     assert max_diff(theirs.transpose(0, 1), mine) <= 1e-4
 
 
-def _official_alone(official, folder, actions, obj: int) -> dict[tuple[str, int], torch.Tensor]:
-    """The official predictor on the prompts of object ``obj`` alone and every propagation: logits
-    ``(1, 1, H, W)`` by (step, frame)."""
-    video = open_video(folder)
-    state = official.init_state(str(folder))
-    state["images"] = torch.cat([preprocess(video[i].image, SIZE) for i in range(len(video))])
-    state["cached_features"] = {}
-    out = {}
-    for step, (kind, *args) in enumerate(actions):
-        if kind == "propagate":
-            if state["obj_ids"]:  # the object's prompts may all come later
-                for frame, _, logits in official.propagate_in_video(state, *args):
-                    out[step, frame] = logits
-        elif args[1] == obj:
-            frame = args[0]
-            if kind == "points":
-                _, _, logits = official.add_new_points_or_box(state, frame, obj, points=args[2], labels=args[3])
-            elif kind == "box":
-                _, _, logits = official.add_new_points_or_box(state, frame, obj, box=args[2])
-            else:
-                _, _, logits = official.add_new_mask(state, frame, obj, torch.from_numpy(args[2]))
-            out[step, frame] = logits
-    return out
-
-
-def _ours(model, folder, actions, settings) -> dict[tuple[str, int], tuple[list[int], torch.Tensor]]:
-    """vos's predictor on all the prompts: ``(obj_ids, logits (N, 1, H, W))`` by (step, frame)."""
-    predictor = VideoPredictor(model, open_video(folder), settings)
-    out = {}
-    for step, (kind, *args) in enumerate(actions):
-        if kind == "propagate":
-            out.update({(step, r.frame_idx): (r.obj_ids, r.logits) for r in predictor.propagate(*args)})
-        else:
-            frame, obj = args[:2]
-            if kind == "points":
-                r = predictor.add_points(frame, obj, args[2], args[3])
-            elif kind == "box":
-                r = predictor.add_points(frame, obj, box=args[2])
-            else:
-                r = predictor.add_mask(frame, obj, args[2])
-            out[step, frame] = (r.obj_ids, r.logits)
-    return out
-
-
-def _compare(official, ours, folder, actions, settings, packed: bool) -> None:
-    use_packed_kernels(ours, packed)
-    try:
-        mine = _ours(ours, folder, actions, settings)
-    finally:
-        use_packed_kernels(ours, False)
-    objects = sorted({a[2] for a in actions if a[0] != "propagate"})
-    compared = visible = 0
-    for obj in objects:
-        theirs = _official_alone(official, folder, actions, obj)
-        for key, logits in theirs.items():
-            ids, ours_logits = mine[key]
-            row = ids.index(obj)
-            assert max_diff(logits, ours_logits[row : row + 1]) <= 1e-3, (obj, key)
-            assert torch.equal(logits > 0, ours_logits[row : row + 1] > 0), (obj, key)
-            compared += 1
-            visible += bool((logits > 0).any())
-    # Every step and frame the official predictor produced was compared, and objects are mostly visible.
-    assert compared >= len(objects) * NUM_FRAMES and visible >= compared // 2
-
-
 @pytest.mark.parametrize("batch", [False, True], ids=["one-by-one", "batched"])
 @torch.no_grad()
 def test_several_objects_a_late_one_a_correction_and_reverse(predictors, synthetic, batch):
     official, ours = predictors
-    actions = [
-        click(0, 1, [[32, 38]], [1]),
-        ("box", 0, 2, np.array([108, 55, 132, 78], np.float32)),
-        ("mask", 0, 5, disc_mask(synthetic)),
-        ("propagate", None, 6, False),  # frames 0-6
-        click(6, 1, [[60, 44]], [0]),  # a correction on a tracked frame
-        ("propagate", 7, None, False),
-        ("box", 5, 3, np.array([100, 55, 124, 78], np.float32)),  # an object joining on frame 5
-        ("propagate", 5, None, False),
-        ("propagate", NUM_FRAMES - 1, None, True),  # and back over the whole video
-    ]
-    _compare(official, ours, synthetic, actions, TrackerSettings(batch_objects=batch), packed=batch)
+    actions = late_object_scenario(synthetic, NUM_FRAMES)
+    compare_alone(official, ours, synthetic, actions, TrackerSettings(batch_objects=batch), packed=batch)
