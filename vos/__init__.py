@@ -41,7 +41,8 @@ def load_model(
             official name such as ``"sam2.1_hiera_tiny"`` (downloaded once into the cache), or ``None`` for
             the embedded default model.
         config: the config to load into; by default the file's own (vos format) or the official config
-            whose keys and shapes the weights match.
+            whose keys and shapes the weights match (among configs with the same keys, such as EfficientTAM's
+            variants, the one the file is named after).
         image_size: run the model at another square input size (a multiple of 32).
         device: where to put the model.
     Returns:
@@ -60,7 +61,7 @@ def load_model(
         config = get_config(config)
     try:
         if config is None:
-            config = stored if stored is not None else infer_config(state_dict)
+            config = stored if stored is not None else infer_config(state_dict, file_name=path.stem)
         if image_size is not None:
             config = config.replace(image_size=image_size)
         model = build_model(config, state_dict)

@@ -1,4 +1,4 @@
-"""Reading and writing model checkpoints: official SAM 2 and EdgeTAM files and vos's own format.
+"""Reading and writing model checkpoints: official SAM 2, EdgeTAM and EfficientTAM files and vos's own format.
 
 Official files hold ``{"model": state_dict}``; ours hold the config next to the weights. The config of an
 official file is inferred by matching its keys and shapes against the known configs, and nothing is
@@ -59,20 +59,30 @@ def _describe(config_name: str, expected: dict, found: dict, missing: list, unex
     return "; ".join(parts)
 
 
-def infer_config(state_dict: dict[str, torch.Tensor], image_size: int | None = None) -> ModelConfig:
-    """The known config (official SAM 2, EdgeTAM, or vos's own such as ``vos_small``) whose keys and shapes equal
-    ``state_dict``'s, at its own input size unless ``image_size`` is given.
+def infer_config(
+    state_dict: dict[str, torch.Tensor], image_size: int | None = None, file_name: str | None = None
+) -> ModelConfig:
+    """The known config (official SAM 2, EdgeTAM, EfficientTAM, or vos's own such as ``vos_small``) whose keys and
+    shapes equal ``state_dict``'s, at its own input size unless ``image_size`` is given.
+
+    Some configs share every key and shape (EfficientTAM's ``efficienttam_ti``, ``_ti_512x512``, ``_ti_1`` and
+    ``_ti_2`` differ in input size and memory attention only): then the one named like ``file_name`` (the
+    checkpoint's name without its suffix, as the official files are named) is chosen, else the first listed.
 
     Raises :class:`CheckpointError` naming the closest config and the first differing keys otherwise.
     """
     found = _shapes(state_dict)
     scored = []
+    fitting: list[ModelConfig] = []
     for name, config in {**OFFICIAL_CONFIGS, **EFFICIENT_CONFIGS, **VOS_CONFIGS}.items():
         expected = _expected_shapes(config)
         missing, unexpected, wrong = _mismatch(expected, found)
         if not (missing or unexpected or wrong):
-            return config.replace(image_size=image_size) if image_size not in (None, config.image_size) else config
+            fitting.append(config)
         scored.append((len(missing) + len(unexpected) + len(wrong), name, expected, missing, unexpected, wrong))
+    if fitting:
+        config = next((c for c in fitting if c.name == file_name), fitting[0])
+        return config.replace(image_size=image_size) if image_size not in (None, config.image_size) else config
     _, name, expected, missing, unexpected, wrong = min(scored, key=lambda s: s[0])
     raise CheckpointError(
         "the state dict fits no known config (closest: "

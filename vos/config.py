@@ -1,4 +1,5 @@
-"""Model configurations as plain data: the eight official SAM 2 / 2.1 configs, EdgeTAM, and custom ones."""
+"""Model configurations as plain data: the eight official SAM 2 / 2.1 configs, EdgeTAM, the eight EfficientTAM
+configs, and custom ones."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,8 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .hiera import HieraConfig
+from .memory_attention import PooledMemoryConfig
 from .perceiver import PerceiverConfig
 from .timm_trunk import TimmTrunkConfig
+from .vit import ViTConfig
 
 
 @dataclass(frozen=True)
@@ -19,7 +22,7 @@ class ModelConfig:
     """
 
     name: str
-    trunk: HieraConfig | TimmTrunkConfig
+    trunk: HieraConfig | TimmTrunkConfig | ViTConfig
     image_size: int = 1024
     d_model: int = 256
     mem_dim: int = 64
@@ -33,6 +36,11 @@ class ModelConfig:
     decoder_mlp_dim: int = 2048
     # EdgeTAM: memories compressed to latent tokens before memory attention (None: SAM 2's full maps).
     perceiver: PerceiverConfig | None = None
+    # EfficientTAM's _1 / _2 variants: memory cross-attention over pooled memory tokens (None: every token).
+    memory_pool: PooledMemoryConfig | None = None
+    # The decoder adds the stride-4 and stride-8 maps while upscaling (``use_high_res_features_in_sam``);
+    # EfficientTAM's one-level ViT has none.
+    use_high_res_features: bool = True
     # SAM 2.1 additions (all False in 2.0).
     no_obj_embed_spatial: bool = True
     add_tpos_enc_to_obj_ptrs: bool = True
@@ -64,6 +72,14 @@ class ModelConfig:
         if self.perceiver is not None and (self.image_size // self.backbone_stride) % self.perceiver.grid:
             raise ValueError(f"the memory map ({self.image_size // self.backbone_stride} px wide) does not split "
                              f"into the perceiver's {self.perceiver.grid}x{self.perceiver.grid} windows")
+        if self.use_high_res_features and len(self.trunk.channels) < 3:
+            raise ValueError(f"{self.trunk.summary} gives {len(self.trunk.channels)} feature level(s): "
+                             "the decoder cannot use high-resolution features")
+        if self.memory_pool is not None and (self.image_size // self.backbone_stride) % self.memory_pool.kernel:
+            raise ValueError(f"the memory map ({self.image_size // self.backbone_stride} px wide) does not pool "
+                             f"by {self.memory_pool.kernel}x{self.memory_pool.kernel}")
+        if self.memory_pool is not None and self.perceiver is not None:
+            raise ValueError("memory pooling works on full memory maps, not on a perceiver's latents")
 
     @property
     def version(self) -> str:
@@ -72,7 +88,11 @@ class ModelConfig:
     @property
     def family(self) -> str:
         """The model family, as ``vos info`` names it."""
-        return "EdgeTAM" if self.perceiver is not None else f"SAM {self.version}"
+        if self.perceiver is not None:
+            return "EdgeTAM"
+        if isinstance(self.trunk, ViTConfig):
+            return "EfficientTAM"
+        return f"SAM {self.version}"
 
     def replace(self, **changes: Any) -> "ModelConfig":
         """A copy with some fields changed, e.g. ``config.replace(image_size=512)``."""
@@ -89,10 +109,17 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config fields: {unknown}")
         trunk = {k: tuple(v) if isinstance(v, list) else v for k, v in data.pop("trunk").items()}
-        trunk_cls = TimmTrunkConfig if "model_name" in trunk else HieraConfig
+        # Each trunk config has a field no other has.
+        if "model_name" in trunk:
+            trunk_cls = TimmTrunkConfig
+        elif "window_block_indexes" in trunk:
+            trunk_cls = ViTConfig
+        else:
+            trunk_cls = HieraConfig
         perceiver = data.pop("perceiver", None)
+        pool = data.pop("memory_pool", None)
         return cls(trunk=trunk_cls(**trunk), perceiver=None if perceiver is None else PerceiverConfig(**perceiver),
-                   **data)
+                   memory_pool=None if pool is None else PooledMemoryConfig(**pool), **data)
 
 
 HIERA_T = HieraConfig(embed_dim=96, num_heads=1, stages=(1, 2, 7, 2), global_att_blocks=(5, 7, 9),
@@ -154,10 +181,28 @@ EFFICIENT_CONFIGS: dict[str, ModelConfig] = {
     ),
 }
 
+# EfficientTAM (efficienttam_{ti,s}[_512x512|_1|_2].yaml): a plain ViT trunk (ViTDet, 12 blocks, windows of 14
+# except blocks 2, 5, 8, 11), one-level neck, decoder without high-resolution features, SAM 2.0's flags. The
+# base and 512x512 configs attend to every memory token; _1 and _2 pool memories (EfficientRoPEAttention1/2).
+# Variants of one trunk share every key and shape: only the file name tells them apart (see infer_config).
+_EFFICIENTTAM_TRUNKS = {"ti": ViTConfig(embed_dim=192, depth=12, num_heads=3),
+                        "s": ViTConfig(embed_dim=384, depth=12, num_heads=6)}
+_EFFICIENTTAM_VARIANTS: dict[str, dict[str, Any]] = {
+    "": {},
+    "_512x512": {"image_size": 512},
+    "_1": {"memory_pool": PooledMemoryConfig(count_bias_on="scores")},
+    "_2": {"memory_pool": PooledMemoryConfig(count_bias_on="keys")},
+}
+for _size, _trunk in _EFFICIENTTAM_TRUNKS.items():
+    for _suffix, _changes in _EFFICIENTTAM_VARIANTS.items():
+        _name = f"efficienttam_{_size}{_suffix}"
+        EFFICIENT_CONFIGS[_name] = ModelConfig(name=_name, trunk=_trunk, use_high_res_features=False,
+                                               **_changes, **_SAM2_0_FLAGS)
+
 
 def get_config(name: str) -> ModelConfig:
     """The config named ``name``: official SAM 2 (``sam2.1_hiera_tiny`` or ``sam2.1_hiera_t``), EdgeTAM
-    (``edgetam``) or vos's own."""
+    (``edgetam``), EfficientTAM (``efficienttam_ti``, ``efficienttam_s_512x512``, ...) or vos's own."""
     key = CONFIG_ALIASES.get(name, name)
     known = {**OFFICIAL_CONFIGS, **EFFICIENT_CONFIGS, **VOS_CONFIGS}
     if key not in known:
@@ -165,10 +210,10 @@ def get_config(name: str) -> ModelConfig:
     return known[key]
 
 
-def neck_channels(trunk: HieraConfig | TimmTrunkConfig) -> list[int]:
+def neck_channels(trunk: HieraConfig | TimmTrunkConfig | ViTConfig) -> list[int]:
     """Backbone channels as the neck lists them: lowest resolution first."""
     return list(reversed(trunk.channels))
 
 
-__all__ = ["ModelConfig", "HieraConfig", "TimmTrunkConfig", "PerceiverConfig", "OFFICIAL_CONFIGS",
-           "EFFICIENT_CONFIGS", "VOS_CONFIGS", "get_config", "neck_channels"]
+__all__ = ["ModelConfig", "HieraConfig", "TimmTrunkConfig", "ViTConfig", "PerceiverConfig", "PooledMemoryConfig",
+           "OFFICIAL_CONFIGS", "EFFICIENT_CONFIGS", "VOS_CONFIGS", "get_config", "neck_channels"]

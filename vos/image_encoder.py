@@ -1,5 +1,5 @@
 """Image encoder: a trunk (Hiera, or timm's RepViT for EdgeTAM) plus an FPN neck that keeps the three
-highest-resolution levels."""
+highest-resolution levels (EfficientTAM's ViT and its one-level neck are in :mod:`vos.vit`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,8 +15,8 @@ from .position_encoding import SinePositionEncoding
 class ImageFeatures:
     """Output of :class:`ImageEncoder`, highest resolution first.
 
-    ``backbone_fpn[i]`` is ``(B, d_model, H_i, W_i)`` for strides 4, 8, 16 and ``vision_pos_enc[i]`` its
-    sine position encoding of the same shape.
+    ``backbone_fpn[i]`` is ``(B, d_model, H_i, W_i)`` for strides 4, 8, 16 (only 16 for EfficientTAM's ViT)
+    and ``vision_pos_enc[i]`` its sine position encoding of the same shape.
     """
 
     backbone_fpn: list[torch.Tensor]
@@ -25,6 +25,11 @@ class ImageFeatures:
     @property
     def vision_features(self) -> torch.Tensor:
         return self.backbone_fpn[-1]
+
+    @property
+    def high_res_features(self) -> list[torch.Tensor]:
+        """The levels above stride 16, highest resolution first (none for a one-level encoder)."""
+        return self.backbone_fpn[:-1]
 
 
 class _Lateral(nn.Module):

@@ -110,7 +110,7 @@ class ImagePredictor:
             raise ValueError(f"{vision.shape[0]} encoded images but {len(sizes)} image sizes")
         # Images have no memory: SAM 2 adds the no-memory embedding, as on a video's first prompted frame.
         self._embedding = _Embedding(
-            self.model.without_memory(vision), list(features.backbone_fpn[:2]), [tuple(s) for s in sizes]
+            self.model.without_memory(vision), features.high_res_features, [tuple(s) for s in sizes]
         )
 
     def _require(self) -> _Embedding:

@@ -93,8 +93,8 @@ class EncodedFrame:
         return self.features.vision_features
 
     def high_res(self, batch: int) -> list[torch.Tensor]:
-        """The two high-resolution levels for the decoder, expanded to ``batch`` objects."""
-        return [x.expand(batch, -1, -1, -1) for x in self.features.backbone_fpn[:2]]
+        """The high-resolution levels for the decoder (two, or none), expanded to ``batch`` objects."""
+        return [x.expand(batch, -1, -1, -1) for x in self.features.high_res_features]
 
 
 @dataclass

@@ -5,13 +5,38 @@ Sequences are batch-first here: the current frame is ``(B, N, C)`` and the memor
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .kernels import Linear
 from .position_encoding import apply_rope, axial_rope_angles
 from .transformer import Attention
+
+
+@dataclass(frozen=True)
+class PooledMemoryConfig:
+    """EfficientTAM's efficient cross-attention (official ``EfficientRoPEAttention1`` / ``2``).
+
+    Once the memory holds more than one frame, each frame's rotated keys and its values are average-pooled
+    over ``kernel x kernel`` windows of its grid (object-pointer tokens stay as they are), so attention
+    reads ``1 / kernel**2`` of the spatial tokens. A pooled key stands for ``kernel**2`` keys: ``log(kernel**2)``
+    is added to its attention scores (``count_bias_on="scores"``, variant 1), or, as variant 2's code does, to
+    every channel of the pooled key itself (``"keys"``, which shifts its scores by ``log(kernel**2)`` times
+    the sum of the query's channels).
+    """
+
+    kernel: int = 2
+    count_bias_on: Literal["scores", "keys"] = "scores"
+
+    def __post_init__(self) -> None:
+        if self.count_bias_on not in ("scores", "keys"):
+            raise ValueError(f"count_bias_on must be 'scores' or 'keys', got {self.count_bias_on!r}")
+        if self.kernel < 2:
+            raise ValueError(f"a pooling kernel of {self.kernel} pools nothing")
 
 
 class RoPEAttention(Attention):
@@ -20,7 +45,8 @@ class RoPEAttention(Attention):
     For cross-attention over several memory frames (``rope_k_repeat``) every frame of ``N`` keys gets
     the same rotation as the ``N`` queries; the last ``num_k_exclude_rope`` keys (object pointers) get none.
     With ``k_grid`` (EdgeTAM's compressed memories) a frame is instead ``k_unrotated`` keys left as they are,
-    then ``k_grid ** 2`` keys rotated by their own square grid, whatever the queries' grid.
+    then ``k_grid ** 2`` keys rotated by their own square grid, whatever the queries' grid. With ``pool``
+    (EfficientTAM) memories of several frames are pooled after rotation, see :class:`PooledMemoryConfig`.
     """
 
     def __init__(
@@ -36,6 +62,7 @@ class RoPEAttention(Attention):
         feat_sizes: tuple[int, int] = (64, 64),
         k_grid: int | None = None,
         k_unrotated: int = 0,
+        pool: PooledMemoryConfig | None = None,
     ) -> None:
         super().__init__(embedding_dim, num_heads, downsample_rate, dropout, kv_in_dim)
         self.rope_theta = rope_theta
@@ -43,6 +70,7 @@ class RoPEAttention(Attention):
         self.feat_sizes = feat_sizes
         self.k_grid = k_grid
         self.k_unrotated = k_unrotated
+        self.pool = pool
         self._angles: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _rotation(self, num_tokens: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,7 +110,38 @@ class RoPEAttention(Attention):
             apply_rope(k[:, :, :n_rope].unflatten(2, frames), cos, sin, out=keys[:, :, :n_rope].unflatten(2, frames))
             keys[:, :, n_rope:] = k[:, :, n_rope:]
             k = keys
+        # As officially, a single memory frame (a prompted first frame) is attended in full.
+        if self.pool is not None and n_rope > n_q:
+            return self._attend_pooled(q, k, v, n_rope)
         return self._attend(q, k, v)
+
+    def _attend_pooled(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_rope: int) -> torch.Tensor:
+        """``q (B, heads, N, d)``; ``k, v (B, heads, M, d)`` whose first ``n_rope`` tokens are whole frames of
+        ``N`` tokens on the queries' square grid, pooled here; the rest (pointers) are kept."""
+        b, heads, n_q, d = q.shape
+        side, kernel = math.isqrt(n_q), self.pool.kernel
+        if side % kernel:
+            raise ValueError(f"a {side}x{side} memory grid does not pool by {kernel}x{kernel}")
+
+        def pooled(x: torch.Tensor) -> torch.Tensor:
+            # Frames and channels become pooling channels over each frame's grid, in the official order.
+            grids = x[:, :, :n_rope].reshape(b, -1, n_q, d).transpose(-2, -1).reshape(b, -1, side, side)
+            grids = F.avg_pool2d(grids, kernel, stride=kernel)
+            return grids.reshape(b, -1, d, n_q // kernel**2).transpose(-2, -1).reshape(b, heads, -1, d)
+
+        k_pooled, v_pooled = pooled(k), pooled(v)
+        log_count = 2 * math.log(kernel)
+        if self.pool.count_bias_on == "keys":
+            k_pooled = k_pooled + log_count
+        keys = torch.cat([k_pooled, k[:, :, n_rope:]], dim=2)
+        values = torch.cat([v_pooled, v[:, :, n_rope:]], dim=2)
+        if self.pool.count_bias_on == "keys":
+            return self._attend(q, keys, values)
+        bias = q.new_zeros(1, keys.shape[2])  # (1, M): the same for every query
+        bias[:, : k_pooled.shape[2]] = log_count
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=bias,
+                                             dropout_p=self.dropout_p if self.training else 0.0)
+        return self.out_proj(out.transpose(1, 2).reshape(b, n_q, heads * d))
 
     def _rotate_grid_keys(self, k: torch.Tensor, n_rope: int) -> torch.Tensor:
         """``k (B, heads, M, d)`` whose first ``n_rope`` keys are whole frames of ``k_unrotated + k_grid**2``."""
@@ -113,12 +172,13 @@ class MemoryAttentionLayer(nn.Module):
         feat_sizes: tuple[int, int] = (64, 64),
         k_grid: int | None = None,
         k_unrotated: int = 0,
+        pool: PooledMemoryConfig | None = None,
     ) -> None:
         super().__init__()
         self.self_attn = RoPEAttention(d_model, num_heads, dropout=dropout, feat_sizes=feat_sizes)
         self.cross_attn_image = RoPEAttention(
             d_model, num_heads, dropout=dropout, kv_in_dim=mem_dim, rope_k_repeat=True, feat_sizes=feat_sizes,
-            k_grid=k_grid, k_unrotated=k_unrotated,
+            k_grid=k_grid, k_unrotated=k_unrotated, pool=pool,
         )
         self.linear1 = Linear(d_model, dim_feedforward)
         self.dropout = nn.Dropout(dropout)

@@ -28,6 +28,7 @@ from .position_encoding import sine_1d
 from .prompt_encoder import PromptEncoder
 from .timm_trunk import TimmTrunk
 from .transformer import TwoWayTransformer
+from .vit import ViTConfig, ViTDetNeck, ViTTrunk
 
 # Logit given to every pixel of an object judged absent.
 NO_OBJ_SCORE = -1024.0
@@ -58,10 +59,13 @@ def _trunc_normal_parameter(*shape: int) -> nn.Parameter:
 
 
 class SAM2Model(nn.Module):
-    """SAM 2 / 2.1 and EdgeTAM with the official module trees, so official state dicts load with ``strict=True``.
+    """SAM 2 / 2.1, EdgeTAM and EfficientTAM with the official module trees, so official state dicts load with
+    ``strict=True``.
 
     EdgeTAM differs only in modules chosen by its config: a timm trunk, and a spatial perceiver that
     compresses each memory into latent tokens, which memory attention's keys rotate on their own grid.
+    EfficientTAM likewise: a plain ViT trunk with a one-level neck, a decoder without high-resolution
+    features, and (its _1/_2 variants) memory cross-attention over pooled memory tokens.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -82,8 +86,12 @@ class SAM2Model(nn.Module):
         else:
             self.no_obj_embed_spatial = None
 
-        trunk = Hiera(config.trunk) if isinstance(config.trunk, HieraConfig) else TimmTrunk(config.trunk)
-        self.image_encoder = ImageEncoder(trunk, FpnNeck(c, neck_channels(config.trunk)))
+        if isinstance(config.trunk, ViTConfig):
+            # One level, nothing to drop (the official scalp is 0).
+            self.image_encoder = ImageEncoder(ViTTrunk(config.trunk), ViTDetNeck(c, config.trunk.embed_dim), scalp=0)
+        else:
+            trunk = Hiera(config.trunk) if isinstance(config.trunk, HieraConfig) else TimmTrunk(config.trunk)
+            self.image_encoder = ImageEncoder(trunk, FpnNeck(c, neck_channels(config.trunk)))
         self.mask_downsample = nn.Conv2d(1, 1, kernel_size=4, stride=4)
         perceiver = config.perceiver
         self.memory_attention = MemoryAttention(
@@ -94,6 +102,7 @@ class SAM2Model(nn.Module):
             feat_sizes=(feat, feat),
             k_grid=None if perceiver is None else perceiver.grid,
             k_unrotated=0 if perceiver is None else perceiver.num_latents,
+            pool=config.memory_pool,
         )
         self.memory_encoder = MemoryEncoder(in_dim=c, out_dim=m, fuser_layers=config.fuser_layers)
         self.sam_prompt_encoder = PromptEncoder(
@@ -103,7 +112,7 @@ class SAM2Model(nn.Module):
             transformer_dim=c,
             transformer=TwoWayTransformer(config.decoder_depth, c, config.decoder_heads, config.decoder_mlp_dim),
             iou_head_hidden_dim=c,
-            use_high_res_features=True,
+            use_high_res_features=config.use_high_res_features,
             iou_prediction_use_sigmoid=True,
             pred_obj_scores=True,
             pred_obj_scores_mlp=True,
@@ -120,12 +129,13 @@ class SAM2Model(nn.Module):
 
     # ------------------------------------------------------------------ image
     def encode_image(self, images: torch.Tensor) -> ImageFeatures:
-        """``(B, 3, S, S)`` normalised images -> features; the two high-resolution levels are already
-        projected to the decoder's ``C/8`` and ``C/4`` channels, as the decoder consumes them."""
+        """``(B, 3, S, S)`` normalised images -> features; the two high-resolution levels (when the decoder uses
+        them) are already projected to the decoder's ``C/8`` and ``C/4`` channels, as the decoder consumes them."""
         out = self.image_encoder(images)
         decoder = self.sam_mask_decoder
-        out.backbone_fpn[0] = decoder.conv_s0(out.backbone_fpn[0])
-        out.backbone_fpn[1] = decoder.conv_s1(out.backbone_fpn[1])
+        if decoder.use_high_res_features:
+            out.backbone_fpn[0] = decoder.conv_s0(out.backbone_fpn[0])
+            out.backbone_fpn[1] = decoder.conv_s1(out.backbone_fpn[1])
         return out
 
     # ------------------------------------------------------------------ memory attention
@@ -208,7 +218,7 @@ class SAM2Model(nn.Module):
 
         Args:
             features: ``(B, C, h, w)``.
-            high_res_features: ``[(B, C/8, 4h, 4w), (B, C/4, 2h, 2w)]``.
+            high_res_features: ``[(B, C/8, 4h, 4w), (B, C/4, 2h, 2w)]``; empty for a decoder without them.
             point_coords: ``(B, N, 2)`` in model-input pixels; ``point_labels (B, N)``. A box is two points
                 labelled 2 and 3. With no points, a single padding point is used.
             mask_inputs: ``(B, 1, H', W')`` mask logits, resized to the prompt size when needed.
