@@ -135,7 +135,8 @@ def _ours_together(model, folder, actions, settings) -> dict[tuple[int, int], tu
 
 def compare_alone(official, ours, folder, actions, settings, packed: bool) -> None:
     """vos on the whole scenario against the official predictor on each object alone: logits within 1e-3 and
-    identical masks on every step and frame the official predictor produced."""
+    the same masks (up to a few pixels on the decision boundary) on every step and frame the official
+    predictor produced."""
     use_packed_kernels(ours, packed)
     try:
         mine = _ours_together(ours, folder, actions, settings)
@@ -149,7 +150,9 @@ def compare_alone(official, ours, folder, actions, settings, packed: bool) -> No
             ids, ours_logits = mine[key]
             row = ids.index(obj)
             assert max_diff(logits, ours_logits[row : row + 1]) <= 1e-3, (obj, key)
-            assert torch.equal(logits > 0, ours_logits[row : row + 1] > 0), (obj, key)
+            # Within 1e-3 of 0 the summation order of the machine's kernels decides a pixel's side (a CI
+            # runner flipped one), so the masks may differ there, on a handful of pixels at most.
+            assert int(((logits > 0) != (ours_logits[row : row + 1] > 0)).sum()) <= 4, (obj, key)
             compared += 1
             visible += bool((logits > 0).any())
     # Every step and frame the official predictor produced was compared, and objects are mostly visible.

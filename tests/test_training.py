@@ -336,3 +336,30 @@ def test_trained_weights_carry_their_lineage_and_a_further_run_extends_it(tmp_pa
     assert main(["info", str(second / "model.pt")]) == 0
     out = capsys.readouterr().out
     assert "training 1:  2 steps: vos train" in out and "training 2:  1 steps: vos train" in out
+
+
+def test_a_batch_accumulates_the_gradients_of_its_clips(tmp_path):
+    """``batch`` clips per optimiser step: the step's gradient is the mean of the clips' gradients, each clip
+    drawn from ``(seed, step, i)``, and the logged loss is their mean."""
+    torch.manual_seed(0)
+    model = SAM2Model(tiny_config(image_size=64))
+    sampler = ClipSampler(64, None, ClipSettings(num_frames=1, max_objects=2))
+    settings = TrainSettings(steps=1, warmup=1, batch=2, seed=5)
+    expected_loss, expected_grads = 0.0, None
+    for i in range(2):
+        rng = np.random.default_rng([5, 0, i])
+        torch.manual_seed((5 * 1_000_003) * 64 + i)
+        model.zero_grad(set_to_none=True)
+        loss = sum(rollout(model, sampler.sample(rng), rng).values())
+        loss.backward()
+        grads = [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in model.parameters()]
+        expected_grads = grads if expected_grads is None else [a + b for a, b in zip(expected_grads, grads)]
+        expected_loss += float(loss.detach()) / 2
+    trainer = Trainer(model, sampler, tmp_path, settings)
+    trainer.optimizer.step = lambda: None  # keep the weights: compare the accumulated gradient itself
+    logged = trainer.train_step()
+    assert logged["loss"] == pytest.approx(expected_loss, rel=1e-5)
+    got = [p.grad if p.grad is not None else torch.zeros_like(p) for p in model.parameters()]
+    scale = min(1.0, settings.grad_clip / float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g / 2) for g in expected_grads]))))
+    for g, e in zip(got, expected_grads):
+        torch.testing.assert_close(g, e / 2 * scale, rtol=1e-4, atol=1e-6)

@@ -152,7 +152,7 @@ def _train(args: argparse.Namespace) -> int:
         names = [l.strip() for l in Path(args.val_split).read_text().splitlines() if l.strip()] if args.val_split else \
             sorted(p.name for p in (Path(args.val_root) / "Annotations" / "480p").iterdir() if p.is_dir())
         validation = (Path(args.val_root), names)
-    settings = TrainSettings(steps=args.steps, lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
+    settings = TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
                              validate_every=args.validate_every, warmup=min(200, args.steps // 10))
     prompts = PromptSimulation(mask_prob=args.mask_prob, box_prob=args.box_prob)
     from .checkpoint import training_history
@@ -551,7 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", help="start from this checkpoint (official or vos) instead of from scratch")
     p.add_argument("--init-trunk", help="initialise the trunk from hiera-transformer MAE weights (a .pth file)")
     p.add_argument("--image-size", type=int, default=None, help="train at this input size (default: the config's)")
-    p.add_argument("--steps", type=int, default=20000, help="total training steps (one clip each)")
+    p.add_argument("--steps", type=int, default=20000, help="total optimiser steps")
+    p.add_argument("--batch", type=int, default=1,
+                   help="clips per optimiser step (gradients accumulated one clip at a time)")
     p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
     p.add_argument("--num-frames", type=int, default=8, help="frames per clip")
     p.add_argument("--image-prob", type=float, default=0.0,

@@ -25,11 +25,13 @@ from .rollout import PromptSimulation, rollout
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Optimisation: ``steps`` clips in all, peak ``lr`` after ``warmup`` steps, cosine down to
-    ``lr * final_lr_ratio``; a checkpoint every ``checkpoint_every`` steps and a validation every
-    ``validate_every`` (0: at the end only)."""
+    """Optimisation: ``steps`` optimiser steps of ``batch`` clips each (their gradients summed one clip at a
+    time, so memory is one clip's), peak ``lr`` after ``warmup`` steps, cosine down to ``lr *
+    final_lr_ratio``; a checkpoint every ``checkpoint_every`` steps and a validation every ``validate_every``
+    (0: at the end only)."""
 
     steps: int = 20000
+    batch: int = 1
     lr: float = 5e-4
     weight_decay: float = 0.1
     warmup: int = 200
@@ -130,25 +132,31 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def train_step(self) -> dict[str, float]:
+        """One optimiser step over ``settings.batch`` clips; returns the loss terms, mean over the clips."""
         s = self.settings
-        rng = np.random.default_rng([s.seed, self.step])
-        torch.manual_seed(s.seed * 1_000_003 + self.step)
-        clip = self.sampler.sample(rng)
         for group in self.optimizer.param_groups:
             group["lr"] = s.lr_at(self.step)
         self.model.train()
         device = self.model.device
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            terms = rollout(self.model, clip, rng, self.prompts)
-        self.step += 1
-        if not terms:  # every frame was prompted with its mask (a short clip): nothing to learn from
-            return {"loss": 0.0}
-        loss = sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_clip)
-        self.optimizer.step()
-        return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
+        sums: dict[str, float] = {}
+        for i in range(s.batch):
+            rng = np.random.default_rng([s.seed, self.step, i])
+            torch.manual_seed((s.seed * 1_000_003 + self.step) * 64 + i)
+            clip = self.sampler.sample(rng)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                terms = rollout(self.model, clip, rng, self.prompts)
+            if not terms:  # every frame was prompted with its mask (a short clip): nothing to learn from
+                continue
+            loss = sum(terms.values())
+            (loss / s.batch).backward()
+            for k, v in {"loss": loss, **terms}.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) / s.batch
+        self.step += 1
+        if sums:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_clip)
+            self.optimizer.step()
+        return sums or {"loss": 0.0}
 
     def run(self, progress: bool = True) -> dict[str, float]:
         """Train up to ``settings.steps``; returns the last validation scores (empty if none ran)."""
