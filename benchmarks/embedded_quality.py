@@ -159,7 +159,10 @@ def main() -> None:
     from vos.demo import run_demo
 
     model = vos.load_model(args.checkpoint) if args.checkpoint else vos.load_model()
+    import sys
+
     results: dict = {"checkpoint": args.checkpoint or "embedded vos_small", "torch": torch.__version__,
+                     "command": " ".join(["python benchmarks/embedded_quality.py", *sys.argv[1:]]),
                      "machine": platform.processor() or platform.machine(), "threads": args.threads}
 
     clicks = {}
@@ -200,7 +203,7 @@ def main() -> None:
 def write_markdown(results: dict, path: Path) -> None:
     lines = ["# The embedded model's quality, side by side with untrained baselines", "",
              f"Model: {results['checkpoint']}; torch {results['torch']}, {results['threads']} threads. "
-             "Command: `python benchmarks/embedded_quality.py`.", ""]
+             f"Command: `{results['command']}`.", ""]
     if "davis2016_dev" in results:
         davis = results["davis2016_dev"]
         methods = list(davis)
