@@ -50,7 +50,7 @@ def measure(model, url: str, seconds: float) -> dict:
             lags.append(stream.stats.decoded - 1 - frame.index)
             result = tracker.step(frame.image)
             _ = result.masks
-            latencies.append(time.time() - frame.timestamp)
+            latencies.append(time.time() - frame.captured_at)
         stats = stream.stats
     lat = np.array(latencies) * 1000
     return {

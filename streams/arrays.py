@@ -23,4 +23,4 @@ class FrameArray(SeekableSource):
         return len(self.frames)
 
     def read(self, index: int) -> Frame:
-        return Frame(index, index / self.fps if self.fps else None, self.frames[index])
+        return Frame(index, self.frames[index], media_time=index / self.fps if self.fps else None)

@@ -59,5 +59,5 @@ class FrameFolder(SeekableSource):
                 f"{path}: frame {index} is {image.shape[1]}x{image.shape[0]}, "
                 f"the first frame is {self.size[1]}x{self.size[0]}"
             )
-        timestamp = index / self.fps if self.fps else None
-        return Frame(index, timestamp, cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        media_time = index / self.fps if self.fps else None
+        return Frame(index, cv2.cvtColor(image, cv2.COLOR_BGR2RGB), media_time=media_time)

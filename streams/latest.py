@@ -49,8 +49,9 @@ class LatestFrameReader:
     """Runs ``open_frames()`` (a fresh iterator of RGB images per connection) in a thread.
 
     :meth:`get` returns the newest frame not yet returned, waiting for one if needed. Frame indices count
-    every decoded frame, so skipped indices are the dropped frames; ``timestamp`` is the wall-clock time
-    (``time.time()``) at which the frame was decoded, for capture-to-result latency.
+    every decoded frame, so skipped indices are the dropped frames; ``captured_at`` is the wall-clock time
+    (``time.time()``) at which the frame was decoded, for capture-to-result latency (a live stream has no
+    media time vos could trust across reconnections, so ``media_time`` stays ``None``).
     """
 
     def __init__(self, open_frames: Callable[[], Iterator[np.ndarray]], name: str,
@@ -84,7 +85,7 @@ class LatestFrameReader:
                             self._on_event(f"{self.name}: reconnected after {gap:.1f} s")
                             lost_at = None
                         failures = None
-                        self._publish(Frame(index, time.time(), image))
+                        self._publish(Frame(index, image, captured_at=time.time()))
                         index += 1
                         if self._stop.is_set():
                             return

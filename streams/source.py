@@ -14,11 +14,18 @@ class SourceError(RuntimeError):
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded frame: ``image`` is ``(H, W, 3)`` RGB ``uint8``; ``timestamp`` in seconds when known."""
+    """One decoded frame: ``image`` is ``(H, W, 3)`` RGB ``uint8``.
+
+    Two clocks, each with one meaning, either ``None`` when the source does not know it:
+    ``media_time`` is the frame's position in the video in seconds (a file's presentation time, or
+    ``index / fps`` for frames without one), ``captured_at`` the wall-clock time (``time.time()``) at which
+    a live frame was decoded, for capture-to-result latency.
+    """
 
     index: int
-    timestamp: float | None
     image: np.ndarray
+    media_time: float | None = None
+    captured_at: float | None = None
 
 
 class FrameSource(ABC):

@@ -86,8 +86,8 @@ class VideoFile(SeekableSource):
         if index is None:  # a frame without a known timestamp: count on from the previous one
             index = self._next if self._next is not None else target
         self._next = index + 1
-        timestamp = float(decoded.pts * self._stream.time_base) if decoded.pts is not None else None
-        frame = Frame(index, timestamp, decoded.to_ndarray(format="rgb24"))
+        media_time = float(decoded.pts * self._stream.time_base) if decoded.pts is not None else None
+        frame = Frame(index, decoded.to_ndarray(format="rgb24"), media_time=media_time)
         self._cache[index] = frame
         self._cache.move_to_end(index)
         while len(self._cache) > self._cache_frames:

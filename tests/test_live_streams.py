@@ -56,6 +56,28 @@ def test_a_slow_consumer_gets_the_newest_frame_and_drops_are_counted():
     assert reader.stats.dropped == 60 - len(taken) and reader.stats.delivered == len(taken)
 
 
+def test_live_frames_carry_capture_time_and_no_media_time():
+    before = time.time()
+    reader = LatestFrameReader(_images(1), "cam", backoff=None)
+    frame = reader.get(timeout=5)
+    reader.close()
+    assert frame.media_time is None and before <= frame.captured_at <= time.time()
+
+
+def test_live_latency_is_measured_from_capture_time_only():
+    """A file-like source has media times, not capture times: no latency may be made up from them, however
+    large they are (an fps this small puts frame 1 at 10^10 s of media time)."""
+    from streams import FrameArray
+    from vos.live_job import run_live
+    from vos.prompts import FramePrompt, Prompt
+
+    source = FrameArray(moving_shapes(3, (64, 64)), fps=1e-10)
+    assert source.read(1).media_time > 1e9 and source.read(1).captured_at is None
+    report = run_live(tiny_tracking_model(), source, [FramePrompt(0, 1, Prompt.make(points=[[32, 32]]))],
+                      show=False, log=lambda m: None)
+    assert report.frames == 3 and report.latencies == []
+
+
 def test_reader_reconnects_with_backoff_records_the_gap_and_gives_up_in_the_end():
     connections = []
 

@@ -18,7 +18,7 @@ def test_video_file_random_access_matches_sequential(shared_dir):
         for i in (150, 3, 199, 0, 77, 76, 75):  # jumps, and backwards one by one
             frame = video[i]
             assert frame.index == i and np.array_equal(frame.image, sequential[i])
-        assert video[30].timestamp == pytest.approx(1.0)
+        assert video[30].media_time == pytest.approx(1.0) and video[30].captured_at is None
         with pytest.raises(IndexError, match="frame 200 is out of range: the source has 200 frames"):
             video[200]
 
@@ -30,7 +30,7 @@ def test_frame_folder_orders_numerically_and_checks_sizes(tmp_path):
         p.rename(folder / f"{int(p.stem)}.jpg")
     video = FrameFolder(folder, fps=10)
     assert len(video) == 12 and video.size == (24, 40) and [p.stem for p in video.files][:3] == ["0", "1", "2"]
-    assert video[11].timestamp == pytest.approx(1.1)
+    assert video[11].media_time == pytest.approx(1.1)
     assert np.abs(video[5].image.astype(int) - frames[5]).mean() < 6  # JPEG round trip (chroma subsampling)
     (folder / "12.jpg").write_bytes(b"not an image")
     with pytest.raises(SourceError, match=r"12\.jpg: frame 12 cannot be read"):

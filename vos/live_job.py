@@ -83,8 +83,8 @@ def run_live(
             first = report.frames == 0
             result = tracker.step(frame.image, {p.obj_id: p.prompt for p in prompts} if first else None)
             now = time.time()
-            if frame.timestamp is not None and frame.timestamp > 1e9:  # wall-clock capture time
-                report.latencies.append(now - frame.timestamp)
+            if frame.captured_at is not None:
+                report.latencies.append(now - frame.captured_at)
             report.frames += 1
             detections = result.detections()
             if writer is not None:
