@@ -33,6 +33,13 @@ class Report:
         out["J&F-Mean"] = (out["J-Mean"] + out["F-Mean"]) / 2
         return {c: out[c] for c in DAVIS_COLUMNS}
 
+    def table(self) -> list[str]:
+        """Lines of a table of J&F, J and F per object, then the global scores."""
+        lines = [f"{'object':<28}{'J&F':>8}{'J':>8}{'F':>8}"]
+        rows = [(o.name, o.summary()) for o in self.objects] + [("GLOBAL", self.global_scores())]
+        lines += [f"{name:<28}{s['J&F-Mean']:>8.3f}{s['J-Mean']:>8.3f}{s['F-Mean']:>8.3f}" for name, s in rows]
+        return lines
+
     def write_davis_csv(self, folder: Path, subset: str = "val") -> tuple[Path, Path]:
         """``global_results-<subset>.csv`` and ``per-sequence_results-<subset>.csv`` as davis2017-evaluation
         writes them (fractions, 3 decimals), atomically."""

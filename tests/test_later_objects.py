@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from evaluation.inference import predict_davis
+from vos.dataset_run import predict_davis
 from evaluation.masks import read_index_png
 from streams import FrameFolder
 from streams.masks import write_palette_png

@@ -9,6 +9,7 @@ import torch
 from .checkpoint import CheckpointError, build_model, check_fits, infer_config, read_checkpoint, save_model
 from .config import OFFICIAL_CONFIGS, HieraConfig, ModelConfig, get_config
 from .device import check_device
+from .eval_run import EvalRun, evaluate
 from .everything import EverythingSettings, EverythingTracker
 from .hub import DownloadError, canonical_name, checkpoint_path
 from .inference_core import TrackerSettings
@@ -74,6 +75,7 @@ __all__ = [
     "CheckpointError",
     "DEFAULT_WEIGHTS",
     "DownloadError",
+    "EvalRun",
     "EverythingSettings",
     "EverythingTracker",
     "FrameResult",
@@ -93,6 +95,7 @@ __all__ = [
     "VideoPredictor",
     "build_model",
     "check_fits",
+    "evaluate",
     "checkpoint_path",
     "get_config",
     "infer_config",

@@ -38,67 +38,17 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from .eval_run import evaluate
 
-    from evaluation import distributed
-    from evaluation.benchmark import Report, evaluate_davis, evaluate_sav
-    from evaluation.davis import read_sequence_list
-
-    from .device import check_device
-
-    if args.device is not None:
-        check_device(args.device)
-    root = Path(args.root)
-    out = Path(args.out or args.predictions or "vos-eval")
-    gt = root
-    if args.dataset == "davis" and (root / "Annotations").is_dir():
-        from evaluation.inference import dataset_dirs
-
-        gt = dataset_dirs(root)[1]
-    names = read_sequence_list(Path(args.split)) if args.split else sorted(p.name for p in gt.iterdir() if p.is_dir())
-    shard = distributed.setup(args.device)
-    try:
-        mine = shard.take(names)
-        predictions = Path(args.predictions) if args.predictions else out / "masks"
-        if args.predictions is None:
-            from evaluation.inference import predict_davis, predict_sav
-
-            from . import load_model
-            from .inference_core import TrackerSettings
-
-            model = load_model(args.checkpoint, config=args.config, image_size=args.image_size, device=shard.device)
-            if args.dataset == "davis":
-                settings = TrackerSettings.vos_inference(keep_history=False, precision=args.precision)
-                predict_davis(model, root, predictions, mine, settings, progress=shard.is_main,
-                              later_objects=args.track_later_objects)
-            else:
-                if args.images is None:
-                    raise ValueError("--dataset sav with --checkpoint needs --images, the folder of JPEG frame folders "
-                                     "(JPEGImages_24fps), next to --root (Annotations_6fps)")
-                predict_sav(model, Path(args.images), root, predictions, mine,
-                            TrackerSettings(keep_history=False, precision=args.precision), progress=shard.is_main,
-                            later_objects=args.track_later_objects)
-        score = evaluate_davis if args.dataset == "davis" else evaluate_sav
-        objects = score(gt, predictions, mine, args.processes, progress=shard.is_main).objects
-        gathered = shard.gather(objects)
-    finally:
-        distributed.teardown()
-    if not shard.is_main:
+    run = evaluate(args.dataset, args.root, predictions=args.predictions, checkpoint=args.checkpoint,
+                   config=args.config, image_size=args.image_size, images=args.images, split=args.split,
+                   out=args.out, device=args.device, precision=args.precision, processes=args.processes,
+                   later_objects=args.track_later_objects)
+    if run is None:  # a torchrun worker: rank 0 reports
         return 0
-    order = {name: i for i, name in enumerate(names)}
-    report = Report(sorted((o for part in gathered for o in part), key=lambda o: order[o.sequence]))
-    if args.dataset == "davis":
-        files = list(report.write_davis_csv(out, Path(args.split).stem if args.split else "val"))
-    else:
-        files = [report.write_sav_csv(out)]
-    files.append(report.plot(out / "jf_per_object.png"))
-    print(f"{'object':<28}{'J&F':>8}{'J':>8}{'F':>8}")
-    for obj in report.objects:
-        s = obj.summary()
-        print(f"{obj.name:<28}{s['J&F-Mean']:>8.3f}{s['J-Mean']:>8.3f}{s['F-Mean']:>8.3f}")
-    g = report.global_scores()
-    print(f"{'GLOBAL':<28}{g['J&F-Mean']:>8.3f}{g['J-Mean']:>8.3f}{g['F-Mean']:>8.3f}")
-    for f in files:
+    for line in run.report.table():
+        print(line)
+    for f in run.files:
         print(f"wrote {f}")
     return 0
 
@@ -129,17 +79,15 @@ def _train(args: argparse.Namespace) -> int:
         torch.manual_seed(args.seed)
         model = build_model(config)
         if args.init_trunk:
-            from .hiera_convert import convert_hiera_state_dict
+            from .hiera_convert import load_mae_trunk
 
-            data = torch.load(args.init_trunk, map_location="cpu", weights_only=True)
-            state = data.get("model_state", data.get("model", data)) if isinstance(data, dict) else data
-            model.image_encoder.trunk.load_state_dict(convert_hiera_state_dict(state, config.trunk))
+            load_mae_trunk(model.image_encoder.trunk, args.init_trunk, config.trunk)
     model = model.to(device)
     davis = DavisVideos(args.davis, args.split) if args.davis else None
     composites = None
     if args.composite_prob > 0:
         if not args.images and davis is None:
-            raise SystemExit("--composite-prob needs real masks to cut objects from: --images or --davis")
+            raise ValueError("--composite-prob needs real masks to cut objects from: --images or --davis")
         exclude = set()
         if args.exclude_images:
             exclude = {l.strip() for l in Path(args.exclude_images).read_text().splitlines() if l.strip()}
@@ -575,12 +523,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _message(exc: BaseException) -> str:
-    """One line for an error: no ``[Errno N]`` prefixes or quoted KeyError text, and never a credential."""
+    """One line for an error: no ``[Errno N]`` prefixes, and never a credential."""
     from streams.redact import redact_url
 
-    if isinstance(exc, KeyError) and exc.args:
-        text = str(exc.args[0])
-    elif isinstance(exc, OSError) and exc.strerror and exc.filename:
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
         text = f"{exc.filename}: {exc.strerror}"
     else:
         text = str(exc) or type(exc).__name__
@@ -595,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     from streams import SourceError
 
     from .checkpoint import CheckpointError
+    from .errors import UnknownNameError
     from .hub import DownloadError
     from .track import TrackError
 
@@ -603,7 +550,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # a run's own summary ("interrupted after N frames; kept ...") when it has one
         print(f"vos {args.command}: {_message(exc) if str(exc) else 'interrupted'}", file=sys.stderr)
         return 130
-    except (OSError, CheckpointError, DownloadError, KeyError, ValueError, SourceError, TrackError) as exc:
+    # Only errors that describe the user's input or the machine's state; any other KeyError is a bug and
+    # keeps its traceback.
+    except (OSError, CheckpointError, DownloadError, UnknownNameError, ValueError, SourceError, TrackError) as exc:
         print(f"vos {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
 

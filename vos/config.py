@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import UnknownNameError
 from .hiera import HieraConfig
 from .memory_attention import PooledMemoryConfig
 from .perceiver import PerceiverConfig
@@ -206,7 +207,7 @@ def get_config(name: str) -> ModelConfig:
     key = CONFIG_ALIASES.get(name, name)
     known = {**OFFICIAL_CONFIGS, **EFFICIENT_CONFIGS, **VOS_CONFIGS}
     if key not in known:
-        raise KeyError(f"unknown config {name!r}; known: {sorted(known)}")
+        raise UnknownNameError(f"unknown config {name!r}; known: {sorted(known)}")
     return known[key]
 
 

@@ -7,10 +7,12 @@ and the window embedding starts at zero, so at the pretraining resolution the tw
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
 
+from .errors import UnknownNameError
 from .hiera import HieraConfig
 
 _MLP_NAMES = {"mlp.fc1.": "mlp.layers.0.", "mlp.fc2.": "mlp.layers.1."}
@@ -23,8 +25,8 @@ def convert_hiera_state_dict(hiera_state_dict: dict[str, torch.Tensor], config: 
     ``config.window_pos_embed_bkg_spatial_size`` when that differs from the pretraining grid.
     """
     if "pos_embed" not in hiera_state_dict:
-        raise KeyError("not an image Hiera state dict: no 'pos_embed' (video models with separate "
-                       "spatial/temporal embeddings are not supported)")
+        raise UnknownNameError("not an image Hiera state dict: no 'pos_embed' (video models with separate "
+                               "spatial/temporal embeddings are not supported)")
     out: dict[str, torch.Tensor] = {}
     for key, value in hiera_state_dict.items():
         if key.startswith(("head.", "norm.")) or key == "pos_embed":
@@ -44,3 +46,20 @@ def convert_hiera_state_dict(hiera_state_dict: dict[str, torch.Tensor], config: 
     win = config.window_spec[0]
     out["pos_embed_window"] = torch.zeros(1, pos.shape[1], win, win, dtype=pos.dtype)
     return out
+
+
+def read_mae_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The ``Hiera`` state dict of a MAE checkpoint file, read with ``weights_only=True``: hiera-transformer's
+    own files keep it under ``model_state``, others under ``model`` or bare."""
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a Hiera checkpoint (a {type(data).__name__}, not a dict of weights)")
+    for key in ("model_state", "model"):
+        if key in data:
+            return data[key]
+    return data
+
+
+def load_mae_trunk(trunk: torch.nn.Module, path: str | os.PathLike, config: HieraConfig) -> None:
+    """Initialise ``trunk`` (a :class:`vos.hiera.Hiera` of ``config``) from the MAE checkpoint at ``path``."""
+    trunk.load_state_dict(convert_hiera_state_dict(read_mae_state_dict(path), config))

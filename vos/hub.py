@@ -11,6 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .config import CONFIG_ALIASES
+from .errors import UnknownNameError
 
 DEFAULT_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything_2"
 
@@ -61,7 +62,7 @@ def checkpoint_path(name: str, *, progress: bool = True) -> Path:
     """
     canonical = canonical_name(name)
     if canonical is None:
-        raise KeyError(f"unknown checkpoint name {name!r}; known: {sorted(OFFICIAL_CHECKPOINTS)}")
+        raise UnknownNameError(f"unknown checkpoint name {name!r}; known: {sorted(OFFICIAL_CHECKPOINTS)}")
     remote = OFFICIAL_CHECKPOINTS[canonical]
     dest = cache_dir() / Path(remote.path).name
     if dest.exists() and dest.stat().st_size == remote.size:

@@ -8,6 +8,7 @@ import torch
 
 from memory import MemoryBank
 
+from .errors import UnknownNameError
 from .inference_core import EncodedFrame, InferenceCore, ObjectOutput, TrackerSettings
 from .model import SAM2Model
 from .prompts import Prompt, PromptError, check_obj_id
@@ -48,7 +49,7 @@ class LiveTracker:
     def remove(self, obj_id: int) -> None:
         """Stop tracking an object; the others are unaffected."""
         if obj_id not in self._banks:
-            raise KeyError(f"object {obj_id} is not tracked (objects: {self.obj_ids})")
+            raise UnknownNameError(f"object {obj_id} is not tracked (objects: {self.obj_ids})")
         del self._banks[obj_id]
 
     def reset(self) -> None:

@@ -11,6 +11,7 @@ import torch
 from memory import MemoryBank
 from streams import SeekableSource, open_video
 
+from .errors import UnknownNameError
 from .inference_core import EncodedFrame, InferenceCore, ObjectOutput, TrackerSettings
 from .model import NO_OBJ_SCORE, SAM2Model
 from .prompts import Prompt, PromptError, check_frame_index, check_obj_id
@@ -69,7 +70,7 @@ class VideoPredictor:
 
     def _object(self, obj_id: int) -> _Object:
         if obj_id not in self._objects:
-            raise KeyError(f"object {obj_id} is not tracked (objects: {self.obj_ids})")
+            raise UnknownNameError(f"object {obj_id} is not tracked (objects: {self.obj_ids})")
         return self._objects[obj_id]
 
     def remove_object(self, obj_id: int) -> list[int]:
