@@ -39,6 +39,14 @@ def write_palette_png(path: Path, labels: np.ndarray, palette: list[int] | None 
     return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
+def write_binary_png(path: Path, mask: np.ndarray) -> Path:
+    """An ``(H, W)`` boolean mask as a grayscale PNG of 0 and 255, atomically."""
+    if mask.ndim != 2:
+        raise ValueError(f"{path}: a mask is (H, W), got shape {mask.shape}")
+    image = Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L")
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+
+
 class PaletteMaskWriter:
     """``folder/<name>.png`` per frame: a DAVIS palette PNG with each pixel's object id."""
 
@@ -63,6 +71,5 @@ class PerObjectMaskWriter:
         for obj_id, mask in masks.items():
             folder = self.folder / f"{obj_id:03d}"
             folder.mkdir(exist_ok=True)
-            image = Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L")
-            paths.append(atomic_write(folder / f"{name}.png", lambda tmp: image.save(tmp, format="PNG")))
+            paths.append(write_binary_png(folder / f"{name}.png", mask))
         return paths

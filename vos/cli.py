@@ -273,6 +273,8 @@ def _segment(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
+    from streams.files import atomic_write
+    from streams.masks import write_binary_png
     from streams.overlay import Annotator
 
     from . import load_model
@@ -306,12 +308,12 @@ def _segment(args: argparse.Namespace) -> int:
         (folder / "masks").mkdir(parents=True, exist_ok=True)
         masks = np.stack([r["segmentation"] for r in records]) if records else np.zeros((0, *rgb.shape[:2]), bool)
         overlay = annotator(rgb, detections_from_masks(list(range(1, len(records) + 1)), masks))
-        Image.fromarray(overlay).save(folder / "overlay.png")
+        atomic_write(folder / "overlay.png", lambda tmp: Image.fromarray(overlay).save(tmp, format="PNG"))
         for i, record in enumerate(records):
             if not args.no_png:
-                Image.fromarray(record["segmentation"].astype(np.uint8) * 255).save(folder / "masks" / f"{i:03d}.png")
+                write_binary_png(folder / "masks" / f"{i:03d}.png", record["segmentation"])
             record["segmentation"] = compress_rle(mask_to_rle(record["segmentation"]))
-        (folder / "masks.json").write_text(json.dumps(records))
+        atomic_write(folder / "masks.json", lambda tmp: tmp.write_text(json.dumps(records)))
         print(f"{path.name}: {len(records)} masks -> {folder}")
     return 0
 

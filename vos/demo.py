@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from evaluation.interactive import deepest_point
+from streams.files import atomic_write
 from streams.masks import write_palette_png
 
 from .model import SAM2Model
@@ -29,6 +30,15 @@ class DemoResult:
     f: float
 
 
+def _write_jpeg(path: Path, frame: np.ndarray) -> Path:
+    """``frame (H, W, 3)`` RGB as a quality-95 JPEG, atomically (OpenCV's encoder, as the demo's numbers were
+    measured with)."""
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise ValueError(f"{path}: OpenCV could not encode the frame as JPEG")
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data.tobytes()))
+
+
 def run_demo(model: SAM2Model, out_dir: str | Path, seed: int = 0, num_frames: int = 48, progress: bool = True) -> DemoResult:
     from evaluation.davis import evaluate_sequence
 
@@ -40,7 +50,7 @@ def run_demo(model: SAM2Model, out_dir: str | Path, seed: int = 0, num_frames: i
         folder.mkdir(parents=True)
     target = 1
     for i, (frame, mask) in enumerate(zip(video.frames, video.masks)):
-        cv2.imwrite(str(frames_dir / f"{i:05d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        _write_jpeg(frames_dir / f"{i:05d}.jpg", frame)
         write_palette_png(gt_dir / f"{i:05d}.png", (mask == target).astype(np.uint8))
     click = deepest_point(video.masks[0] == target)  # where a person would click
     prompts = [FramePrompt(0, target, Prompt.make(points=[click], labels=[1]))]
