@@ -108,7 +108,7 @@ def click_sets(seeds: int) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
 def davis_runs(model, out: Path) -> dict[str, Path]:
     """Every method's masks for DAVIS dev under ``out/<method>/<sequence>/``."""
     from evaluation.baselines import copy_first_mask, flow_warp
-    from evaluation.inference import predict_davis
+    from vos.dataset_run import predict_davis
     from evaluation.masks import frame_pngs, read_index_png
     from streams import FrameFolder
     from streams.masks import write_palette_png
@@ -207,10 +207,12 @@ def write_markdown(results: dict, path: Path) -> None:
     if "davis2016_dev" in results:
         davis = results["davis2016_dev"]
         methods = list(davis)
-        lines += ["## DAVIS 2016 dev, J&F (first-frame masks, official protocol)", "",
+        lines += ["## DAVIS 2016 dev, J&F (J / F) (first-frame masks, official protocol)", "",
                   "| sequence | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
         for seq in davis[methods[0]]["sequences"]:
-            lines.append(f"| {seq} | " + " | ".join(f"{davis[m]['sequences'][seq]['J&F-Mean']:.3f}" for m in methods) + " |")
+            cells = [davis[m]["sequences"][seq] for m in methods]
+            lines.append(f"| {seq} | " + " | ".join(
+                f"{c['J&F-Mean']:.3f} ({c['J-Mean']:.3f} / {c['F-Mean']:.3f})" for c in cells) + " |")
         for key in ("J&F-Mean", "J-Mean", "F-Mean"):
             lines.append(f"| **{key}** | " + " | ".join(f"**{davis[m]['global'][key]:.3f}**" for m in methods) + " |")
         lines.append("| seconds | " + " | ".join(f"{davis[m]['seconds']:.0f}" for m in methods) + " |")

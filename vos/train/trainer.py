@@ -188,7 +188,7 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """J&F of the current weights on the validation sequences (first-frame masks, official protocol)."""
         from evaluation.benchmark import evaluate_davis
-        from evaluation.inference import predict_davis
+        from vos.dataset_run import predict_davis
 
         root, names = self.validation
         self.model.eval()
