@@ -32,6 +32,32 @@ def test_unknown_config_name_lists_known_ones():
         get_config("sam2.1_hiera_huge")
 
 
+@pytest.mark.parametrize("name,implemented,other", [
+    ("use_mask_input_as_output_without_sam", True, False),
+    ("max_obj_ptrs_in_encoder", 16, 8),
+    ("only_obj_ptrs_in_the_past_for_eval", True, False),
+])
+def test_official_settings_vos_does_not_vary_are_read_never_ignored(name, implemented, other, tmp_path):
+    """A stored config may carry the official value (checkpoints written when these were fields); another
+    value is refused naming the field, from a dict and from a checkpoint file."""
+    config = tiny_config()
+    assert name not in config.to_dict()
+    assert ModelConfig.from_dict(config.to_dict() | {name: implemented}) == config
+    with pytest.raises(ValueError, match=f"{name} = {other!r} is not implemented by vos"):
+        ModelConfig.from_dict(config.to_dict() | {name: other})
+    path = vos.save_model(vos.build_model(config), tmp_path / "m.pt")
+    data = torch.load(path, weights_only=True)
+    data["config"][name] = other
+    torch.save(data, path)
+    with pytest.raises(vos.CheckpointError, match=f"m.pt has an invalid vos config: model config field {name}"):
+        vos.load_model(path)
+
+
+def test_the_live_tracker_refuses_to_keep_history():
+    with pytest.raises(ValueError, match="keep_history=True is for the offline predictor"):
+        vos.LiveTracker(vos.build_model(tiny_config()), vos.TrackerSettings(keep_history=True))
+
+
 def test_unknown_fields_in_stored_config_are_refused():
     data = tiny_config().to_dict() | {"bogus": 1}
     with pytest.raises(ValueError, match="bogus"):

@@ -48,15 +48,12 @@ class ModelConfig:
     proj_tpos_enc_in_obj_ptrs: bool = True
     use_signed_tpos_enc_to_obj_ptrs: bool = True
     # Behaviour shared by every official config.
-    max_obj_ptrs_in_encoder: int = 16
     sigmoid_scale_for_mem_enc: float = 20.0
     sigmoid_bias_for_mem_enc: float = -10.0
     multimask_output_in_sam: bool = True
     multimask_output_for_tracking: bool = True
     multimask_min_pt_num: int = 0
     multimask_max_pt_num: int = 1
-    use_mask_input_as_output_without_sam: bool = True
-    only_obj_ptrs_in_the_past_for_eval: bool = True
     # Off in the yaml files and in official evaluation; the official builders' post-processing turns it on.
     dynamic_multimask_via_stability: bool = False
 
@@ -105,6 +102,11 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
         data = dict(data)
+        for name, (value, why) in FIXED_FIELDS.items():
+            stored = data.pop(name, value)
+            if stored != value:
+                raise ValueError(f"model config field {name} = {stored!r} is not implemented by vos (only {value!r}: "
+                                 f"{why})")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -122,6 +124,18 @@ class ModelConfig:
         return cls(trunk=trunk_cls(**trunk), perceiver=None if perceiver is None else PerceiverConfig(**perceiver),
                    memory_pool=None if pool is None else PooledMemoryConfig(**pool), **data)
 
+
+# Official SAM 2 settings that vos implements with one value only, so they are not config fields: a stored
+# config (a checkpoint written when they were, or a config transcribed from an official yaml) may hold them
+# with that value; any other value is refused rather than ignored.
+FIXED_FIELDS: dict[str, tuple[Any, str]] = {
+    "use_mask_input_as_output_without_sam": (
+        True, "a mask prompt is taken as the frame's output without the mask decoder, see SAM2Model.mask_as_output"),
+    "max_obj_ptrs_in_encoder": (
+        16, "how many object pointers memory attention sees is a tracker setting: MemorySettings(max_pointers=...)"),
+    "only_obj_ptrs_in_the_past_for_eval": (
+        True, "whether prompted frames ahead give pointers is a tracker setting: MemorySettings(only_past_pointers=...)"),
+}
 
 HIERA_T = HieraConfig(embed_dim=96, num_heads=1, stages=(1, 2, 7, 2), global_att_blocks=(5, 7, 9),
                       window_pos_embed_bkg_spatial_size=(7, 7))

@@ -36,7 +36,11 @@ class LiveTracker:
     """
 
     def __init__(self, model: SAM2Model, settings: TrackerSettings | None = None) -> None:
-        self.core = InferenceCore(model, settings or TrackerSettings.live())
+        settings = settings or TrackerSettings.live()
+        if settings.keep_history:  # a setting the tracker would otherwise silently ignore
+            raise ValueError("keep_history=True is for the offline predictor: the live tracker's memory is always "
+                             "bounded (use TrackerSettings.live(...) or keep_history=False)")
+        self.core = InferenceCore(model, settings)
         self.settings = self.core.settings
         self._banks: dict[int, MemoryBank] = {}
         self.frame_index = -1  # index of the last frame stepped
