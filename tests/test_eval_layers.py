@@ -71,14 +71,9 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-# Forwards an old name to vos.dataset_run for two callers outside this change; goes once they import it from vos.
-_FORWARDING = {"inference.py"}
-
-
 def test_evaluation_depends_on_nothing_in_vos():
     for path in sorted((ROOT / "evaluation").glob("*.py")):
-        if path.name not in _FORWARDING:
-            assert "vos" not in _imports(path), f"{path.name} imports vos"
+        assert "vos" not in _imports(path), f"{path.name} imports vos"
 
 
 def test_one_rule_owns_overlapping_pixels():
@@ -92,10 +87,10 @@ def test_one_rule_owns_overlapping_pixels():
 
 
 def test_evaluation_writes_label_maps_by_the_same_rule():
-    """The dataset runner writes what FrameResult.label_map gives, not a rule of its own."""
+    """The dataset runner writes through the palette sink, which writes what FrameResult.label_map gives."""
     source = (ROOT / "vos" / "dataset_run.py").read_text()
-    assert "result.label_map()" in source and "def label_map" not in source
-    assert not (ROOT / "evaluation" / "inference.py").read_text().count("def label_map")
+    assert "PaletteMaskSink(" in source and "def label_map" not in source
+    assert "result.label_map()" in (ROOT / "vos" / "sinks.py").read_text()
 
 
 def test_a_bug_is_not_reported_as_a_user_error(monkeypatch):

@@ -17,10 +17,11 @@ from tqdm import tqdm
 from evaluation.layout import dataset_dirs
 from evaluation.masks import frame_pngs, read_index_png
 from streams import FrameFolder
-from streams.masks import PerObjectMaskWriter, write_palette_png
+from streams.recent import RecentFrames
 
 from .inference_core import TrackerSettings
 from .model import SAM2Model
+from .sinks import PaletteMaskSink, PerObjectMaskSink, Sink
 from .video_predictor import VideoPredictor
 
 
@@ -56,8 +57,10 @@ def predict_sequence(
     each object starts from its first annotated frame and is empty before it, as with the official
     ``--track_object_appearing_later_in_video``.
     """
-    video = FrameFolder(frames_dir)
-    index_of = {p.stem: i for i, p in enumerate(video.files)}
+    folder = FrameFolder(frames_dir)
+    stems = [p.stem for p in folder.files]
+    index_of = {stem: i for i, stem in enumerate(stems)}
+    video = RecentFrames(folder)
     objects = first_appearances(annotations)
     if not objects:
         raise ValueError(f"{annotations[0]}: no objects in the annotation")
@@ -71,10 +74,9 @@ def predict_sequence(
             raise ValueError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]}, frames are {video.size[1]}x{video.size[0]}")
         predictor.add_mask(index_of[path.stem], obj_id, mask)
     start = min(index_of[path.stem] for path, _ in objects.values())
-    out_dir.mkdir(parents=True, exist_ok=True)
     results = predictor.propagate(start, from_first_prompt=True)
-    for result in tqdm(results, total=len(video) - start, desc=frames_dir.name, disable=not progress, leave=False):
-        write_palette_png(out_dir / f"{video.files[result.frame_idx].stem}.png", result.label_map(), palette)
+    _write(video, tqdm(results, total=len(video) - start, desc=frames_dir.name, disable=not progress, leave=False),
+           PaletteMaskSink(out_dir, stems, palette))
 
 
 def predict_davis(
@@ -111,11 +113,12 @@ def predict_sav(
         objects = sorted(p for p in (Path(annotations) / name).iterdir() if p.is_dir())
         if not objects:
             raise ValueError(f"{Path(annotations) / name}: no per-object folders (SA-V layout <video>/<obj>/<frame>.png)")
-        video = FrameFolder(Path(images) / name)
-        stems = [p.stem for p in video.files]
+        folder = FrameFolder(Path(images) / name)
+        stems = [p.stem for p in folder.files]
         if all((out_dir / obj.name / f"{stem}.png").exists() for obj in objects for stem in stems):
             continue
         index_of = {stem: i for i, stem in enumerate(stems)}
+        video = RecentFrames(folder)
         predictor = VideoPredictor(model, video, settings or TrackerSettings(keep_history=False))
         for obj in objects:
             pngs = frame_pngs(obj)
@@ -129,8 +132,15 @@ def predict_sav(
             if path.stem not in index_of:
                 raise ValueError(f"{path}: no frame {path.stem} in {Path(images) / name}")
             predictor.add_mask(index_of[path.stem], int(obj.name), mask)
-        writer = PerObjectMaskWriter(out_dir)
-        for result in predictor.propagate(from_first_prompt=True):
-            writer.write(stems[result.frame_idx], dict(zip(result.obj_ids, result.masks)))
+        _write(video, predictor.propagate(from_first_prompt=True), PerObjectMaskSink(out_dir, stems))
         done.append(name)
     return done
+
+
+def _write(video: RecentFrames, results, sink: Sink) -> None:
+    """Each result into ``sink``, with the frame the predictor has just decoded."""
+    try:
+        for result in results:
+            sink.write(video[result.frame_idx], result)
+    finally:
+        sink.close()

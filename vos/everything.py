@@ -18,9 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from streams import FrameFolder, SeekableSource, open_video
-from streams.masks import PaletteMaskWriter, PerObjectMaskWriter
-from streams.overlay import OverlayVideoWriter
+from streams import SeekableSource, open_video
 
 from .inference_core import EncodedFrame, TrackerSettings
 from .live import LiveTracker
@@ -28,7 +26,8 @@ from .mask_generator import MaskGenerator
 from .model import SAM2Model
 from .prompts import Prompt, PromptError
 from .results import FrameResult
-from .track import check_out_dir, remove_previous_outputs
+from .sinks import MASK_SINKS, OverlaySink, mask_sink, palette_ids
+from .track import check_out_dir, frame_names, remove_previous_outputs
 
 
 @dataclass(frozen=True)
@@ -174,10 +173,10 @@ def track_everything(
     and frame, or ``"none"``). Objects found on a later frame are tracked from that frame on.
     A folder holding an earlier run's outputs is refused unless ``overwrite``, which replaces them, as
     :func:`vos.track.track_video` does. Returns ``(frames, objects found)``."""
-    if masks not in ("davis", "sav", "none"):
-        raise ValueError(f"unknown mask format {masks!r}; use davis, sav or none")
+    if masks not in MASK_SINKS:
+        raise ValueError(f"unknown mask format {masks!r}; use one of {tuple(MASK_SINKS)}")
     settings = settings or EverythingSettings()
-    if masks == "davis":
+    if palette_ids(masks):
         limit = 255 if settings.max_id is None else min(settings.max_id, 255)
         settings = EverythingSettings(**{**settings.__dict__, "max_id": limit})
     out_dir = Path(out_dir)
@@ -187,23 +186,17 @@ def track_everything(
         remove_previous_outputs(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tracker = EverythingTracker(model, settings, tracker_settings or TrackerSettings.official(keep_history=False))
-    names = [p.stem for p in source.files] if isinstance(source, FrameFolder) else [f"{i:05d}" for i in range(len(source))]
-    writer = {"davis": PaletteMaskWriter, "sav": PerObjectMaskWriter}.get(masks)
-    writer = writer(out_dir / "masks") if writer else None
-    video_out = OverlayVideoWriter(out_dir / "overlay.mp4", source.fps or 25.0) if overlay else None
+    sinks = [s for s in (mask_sink(masks, out_dir / "masks", frame_names(source)),
+                         OverlaySink(out_dir / "overlay.mp4", source.fps or 25.0) if overlay else None) if s is not None]
     frames = 0
     try:
         for index in tqdm(range(len(source)), desc="tracking everything", unit="frame", disable=not progress):
-            image = source.read(index).image
-            result = tracker.step(image)
-            if masks == "davis":
-                writer.write(names[index], result.label_map())
-            elif masks == "sav":
-                writer.write(names[index], dict(zip(result.obj_ids, result.masks)))
-            if video_out is not None:
-                video_out.write(image, result.detections())
+            frame = source.read(index)
+            result = tracker.step(frame.image)
+            for sink in sinks:
+                sink.write(frame, result)
             frames += 1
     finally:
-        if video_out is not None:
-            video_out.close()
+        for sink in sinks:
+            sink.close()
     return frames, tracker.next_id - 1

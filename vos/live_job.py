@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from streams import FrameSource
-from streams.overlay import Annotator, OverlayVideoWriter
+from streams.overlay import Annotator
 
 from .inference_core import TrackerSettings
 from .everything import EverythingSettings, EverythingTracker
 from .live import LiveTracker
 from .model import SAM2Model
 from .prompts import FramePrompt, PromptError, merge_prompts
+from .sinks import OverlaySink
 
 
 @dataclass
@@ -75,7 +76,7 @@ def run_live(
     show = _display_available() if show is None else show
     tracker = LiveTracker(model, settings) if everything is None else EverythingTracker(model, everything, settings)
     annotator = Annotator()
-    writer = OverlayVideoWriter(Path(out), fps=source.fps or 25.0, annotator=annotator) if out else None
+    sinks = [OverlaySink(Path(out), fps=source.fps or 25.0, annotator=annotator)] if out else []
     report = LiveReport()
     started = last_report = time.time()
     try:
@@ -86,11 +87,10 @@ def run_live(
             if frame.captured_at is not None:
                 report.latencies.append(now - frame.captured_at)
             report.frames += 1
-            detections = result.detections()
-            if writer is not None:
-                writer.write(frame.image, detections)
+            for sink in sinks:
+                sink.write(frame, result)
             if show:
-                _show(annotator(frame.image, detections))
+                _show(annotator(frame.image, result.detections()))
             if now - last_report >= report_every:
                 _update(report, source, started)
                 log(report.line())
@@ -101,8 +101,8 @@ def run_live(
         pass
     finally:
         _update(report, source, started)
-        if writer is not None:
-            writer.close()
+        for sink in sinks:
+            sink.close()
         if show:
             import cv2
 

@@ -14,19 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
-from streams import FrameFolder, SeekableSource, SourceError, open_video
-from streams.masks import PaletteMaskWriter, PerObjectMaskWriter
-from streams.overlay import OverlayVideoWriter
+from streams import Frame, FrameFolder, SeekableSource, SourceError, open_video
+from streams.recent import RecentFrames
 
 from .inference_core import TrackerSettings
 from .model import SAM2Model
 from .prompts import FramePrompt, PromptError, check_obj_id, check_palette_id, merge_prompts
-from .results import FrameResult, detections_from_masks
+from .results import FrameResult
+from .sinks import MASK_SINKS, OverlaySink, Sink, mask_sink, palette_ids
 from .video_predictor import VideoPredictor
-
-MASK_FORMATS = ("davis", "sav", "none")
 
 
 @dataclass
@@ -89,43 +88,23 @@ def _ranges(indices: list[int]) -> str:
     return ", ".join(out)
 
 
-def _frame_names(video: SeekableSource) -> list[str]:
+def frame_names(video: SeekableSource) -> list[str]:
+    """The names mask files take: a folder's file stems, else ``00000``, ``00001``, ..."""
     if isinstance(video, FrameFolder):
         return [p.stem for p in video.files]
     return [f"{i:05d}" for i in range(len(video))]
 
 
-class _MaskSink:
-    def __init__(self, folder: Path | None, fmt: str, names: list[str]) -> None:
-        self.names = names
-        self.writer = None
-        if folder is not None and fmt == "davis":
-            self.writer = PaletteMaskWriter(folder)
-        elif folder is not None and fmt == "sav":
-            self.writer = PerObjectMaskWriter(folder)
-        self.fmt = fmt
-        self.written: list[int] = []
-
-    def write(self, result: FrameResult) -> None:
-        name = self.names[result.frame_idx]
-        if self.fmt == "davis":
-            self.writer.write(name, result.label_map())
-        elif self.fmt == "sav":
-            self.writer.write(name, dict(zip(result.obj_ids, result.masks)))
-        if self.writer is not None:
-            self.written.append(result.frame_idx)
-
-
 def check_request(prompts: list[FramePrompt], masks: str) -> None:
     """Everything about a request that needs no video: the mask format, at least one prompt, integer frames,
     object ids (1-255 for palette masks). Raises :class:`PromptError` or ``ValueError``."""
-    if masks not in MASK_FORMATS:
-        raise ValueError(f"unknown mask format {masks!r}; use one of {MASK_FORMATS}")
+    if masks not in MASK_SINKS:
+        raise ValueError(f"unknown mask format {masks!r}; use one of {tuple(MASK_SINKS)}")
     if not prompts:
         raise PromptError("nothing to track: give at least one click, box or mask")
     for p in prompts:
         obj_id = check_obj_id(p.obj_id, f"frame {p.frame}")
-        if masks == "davis":
+        if palette_ids(masks):
             check_palette_id(obj_id)
         if isinstance(p.frame, bool) or not isinstance(p.frame, (int, np.integer)):
             raise PromptError(f"object {obj_id}: frame index {p.frame!r} is not an integer")
@@ -183,7 +162,9 @@ def track_video(
     check_request(prompts, masks)
     out_dir = Path(out_dir)
     replaced = bool(check_out_dir(out_dir, overwrite))
-    source = video if isinstance(video, SeekableSource) else open_video(video)
+    opened = video if isinstance(video, SeekableSource) else open_video(video)
+    names = frame_names(opened)
+    source = RecentFrames(opened)  # the predictor's decode of a frame is the one the sinks draw on
     predictor = VideoPredictor(model, source, settings or TrackerSettings.official(keep_history=False))
     mask_dir = None if masks == "none" else out_dir / "masks"
     outputs = TrackOutputs(out_dir / "overlay.mp4" if overlay else None, mask_dir, 0, replaced=replaced)
@@ -199,7 +180,8 @@ def track_video(
         if replaced:
             remove_previous_outputs(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        run = _Run(source, _MaskSink(mask_dir, masks, _frame_names(source)), outputs, live_overlay=start == 0)
+        sink = mask_sink(masks, mask_dir, names) if mask_dir is not None else None
+        run = _Run(source, sink, outputs, live_overlay=start == 0)
         for result in predictor.propagate_both(start):
             run.add(result)
             bar.update(1)
@@ -223,66 +205,91 @@ def track_video(
     return outputs
 
 
+@dataclass
+class _Held:
+    """One frame's result kept for an overlay written after the backward pass: masks bit-packed, ``(N, H,
+    ceil(W / 8))`` uint8, with the presence scores the overlay's confidences come from."""
+
+    obj_ids: list[int]
+    packed: np.ndarray
+    width: int
+    object_scores: torch.Tensor
+
+    @classmethod
+    def of(cls, result: FrameResult) -> "_Held":
+        masks = result.masks
+        return cls(result.obj_ids, np.packbits(masks, axis=-1), masks.shape[-1], result.object_scores)
+
+    def result(self, frame_idx: int) -> FrameResult:
+        masks = torch.from_numpy(np.unpackbits(self.packed, axis=-1, count=self.width).astype(bool))
+        logits = torch.where(masks, 1.0, -1.0)[:, None]  # (N, 1, H, W): the masks, as logits of one sign
+        return FrameResult(frame_idx, self.obj_ids, logits, self.object_scores)
+
+
 class _Run:
-    """The files of one run. With the overlay written while tracking, a frame's mask is written once the
+    """The sinks of one run. With the overlay written while tracking, a frame's mask is written once the
     overlay holds that frame (the muxer writes a frame to disk when the next one arrives), so that a run
     killed at any point leaves as many overlay frames as masks, or one more. Otherwise the masks are
-    written as frames are done and the overlay follows the backward pass (masks held bit-packed)."""
+    written as frames are done and the overlay follows the backward pass (masks held bit-packed; its frames
+    are then decoded a second time, as holding them would take the whole video in memory)."""
 
-    def __init__(self, source: SeekableSource, sink: _MaskSink, outputs: TrackOutputs, live_overlay: bool) -> None:
-        self.source, self.sink, self.outputs, self.live = source, sink, outputs, live_overlay
-        sink.written = outputs.mask_frames
-        self.writer = self._open_writer() if live_overlay else None
-        self.pending: FrameResult | None = None
-        self.held: dict[int, tuple[list[int], np.ndarray, int]] = {}
+    def __init__(self, source: SeekableSource, masks: Sink | None, outputs: TrackOutputs, live_overlay: bool) -> None:
+        self.source, self.masks, self.outputs, self.live = source, masks, outputs, live_overlay
+        if masks is not None:
+            masks.written = outputs.mask_frames
+        self.overlay = self._open_overlay() if live_overlay else None
+        self.pending: tuple[Frame, FrameResult] | None = None
+        self.held: dict[int, _Held] = {}
 
-    def _open_writer(self) -> OverlayVideoWriter | None:
+    def _open_overlay(self) -> OverlaySink | None:
         if self.outputs.overlay is None:
             return None
-        return OverlayVideoWriter(self.outputs.overlay, self.source.fps or 25.0)
+        return OverlaySink(self.outputs.overlay, self.source.fps or 25.0)
+
+    def _write_masks(self, frame: Frame, result: FrameResult) -> None:
+        if self.masks is not None:
+            self.masks.write(frame, result)
 
     def add(self, result: FrameResult) -> None:
+        frame = self.source[result.frame_idx]  # just decoded by the predictor: held by RecentFrames
         if self.outputs.overlay is None:
-            self.sink.write(result)
+            self._write_masks(frame, result)
         elif self.live:
-            self.writer.write(self.source.read(result.frame_idx).image, result.detections())
+            self.overlay.write(frame, result)
             self._write_pending()
-            self.pending = result
+            self.pending = (frame, result)
         else:
-            self.sink.write(result)
-            m = result.masks
-            self.held[result.frame_idx] = (result.obj_ids, np.packbits(m, axis=-1), m.shape[-1])
+            self._write_masks(frame, result)
+            self.held[result.frame_idx] = _Held.of(result)
         self.outputs.frames += 1
 
     def _write_pending(self) -> None:
         if self.pending is not None:
             pending, self.pending = self.pending, None
-            self.sink.write(pending)
+            self._write_masks(*pending)
 
     def finish(self) -> None:
         if not self.live:
-            self.writer = self._open_writer()
-        if self.writer is not None and not self.live:
-            for index in range(len(self.source)):
-                obj_ids, packed, width = self.held.pop(index)
-                unpacked = np.unpackbits(packed, axis=-1, count=width).astype(bool)
-                self.writer.write(self.source.read(index).image, detections_from_masks(obj_ids, unpacked))
-        self._close_writer()
+            self.overlay = self._open_overlay()
+            if self.overlay is not None:
+                for index in range(len(self.source)):
+                    self.overlay.write(self.source[index], self.held.pop(index).result(index))
+        self._close_overlay()
         self._write_pending()
 
-    def _close_writer(self) -> None:
-        writer, self.writer = self.writer, None
-        if writer is not None:
+    def _close_overlay(self) -> None:
+        overlay, self.overlay = self.overlay, None
+        if overlay is not None:
             try:
-                writer.close()
+                overlay.close()
             finally:
-                self.outputs.overlay_frames = writer.frames_on_disk
+                self.outputs.overlay_frames = overlay.frames_on_disk
 
     def abort(self) -> None:
         """Close what is open after a failure; a second failure (the disk still full) is not raised over
         the first, and leaves every file complete all the same."""
         try:
-            self._close_writer()
+            self._close_overlay()
             self._write_pending()  # its overlay frame is on disk now that the writer is closed
         except OSError:
             pass

@@ -1,0 +1,84 @@
+"""One sink interface (write(frame, result), close()) behind vos track, vos live and vos eval; each frame
+decoded once."""
+from __future__ import annotations
+
+import ast
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from evaluation.masks import read_index_png
+from streams import Frame, FrameArray
+from streams.recent import RecentFrames
+from tiny import tiny_tracking_model
+from videos import moving_shapes
+from vos.prompts import FramePrompt, Prompt
+from vos.results import FrameResult
+from vos.sinks import MASK_SINKS, OverlaySink, PaletteMaskSink, PerObjectMaskSink, Sink, mask_sink
+from vos.track import track_video
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class _CountingFrames(FrameArray):
+    def __init__(self, frames) -> None:
+        super().__init__(frames, fps=10)
+        self.reads: Counter[int] = Counter()
+
+    def read(self, index: int) -> Frame:
+        self.reads[index] += 1
+        return super().read(index)
+
+
+def test_track_decodes_each_frame_once(tmp_path):
+    source = _CountingFrames(moving_shapes(6, (64, 96)))
+    prompts = [FramePrompt(0, 1, Prompt.make(points=[[30, 30]]))]
+    out = track_video(tiny_tracking_model(), source, prompts, tmp_path, progress=False)
+    assert out.overlay_frames == 6 and out.mask_frames == list(range(6))
+    assert source.reads == Counter({i: 1 for i in range(6)})
+
+
+def test_recent_frames_hold_the_last_reads_only():
+    source = _CountingFrames(moving_shapes(4, (8, 8)))
+    recent = RecentFrames(source, keep=2)
+    for i in (0, 1, 1, 0, 2, 0, 3, 1):
+        recent[i]
+    assert len(recent) == 4 and recent.size == (8, 8) and recent.fps == 10
+    assert source.reads == Counter({0: 1, 1: 2, 2: 1, 3: 1})
+
+
+def _result() -> FrameResult:
+    logits = torch.full((2, 1, 16, 24), -5.0)
+    logits[0, 0, 2:8, 2:10] = 5.0
+    logits[1, 0, 6:12, 8:20] = 4.0
+    return FrameResult(0, [1, 2], logits, torch.tensor([3.0, 3.0]))
+
+
+def test_every_sink_takes_a_frame_and_a_result(tmp_path):
+    frame = Frame(0, np.zeros((16, 24, 3), np.uint8))
+    sinks: list[Sink] = [OverlaySink(tmp_path / "o.mp4", fps=5), PaletteMaskSink(tmp_path / "p", ["f0"]),
+                         PerObjectMaskSink(tmp_path / "s", ["f0"])]
+    for sink in sinks:
+        sink.write(frame, _result())
+        sink.close()
+        sink.close()  # twice is safe
+        assert sink.written == [0]
+    labels = read_index_png(tmp_path / "p" / "f0.png")
+    assert labels[7, 9] == 1 and labels[10, 15] == 2  # the overlap goes to the higher logit (object 1)
+    assert (read_index_png(tmp_path / "s" / "002" / "f0.png") > 0).sum() == 6 * 12
+    assert (tmp_path / "o.mp4").stat().st_size > 0
+
+
+def test_mask_formats_become_sinks_in_one_place(tmp_path):
+    assert isinstance(mask_sink("davis", tmp_path / "d", []), PaletteMaskSink)
+    assert isinstance(mask_sink("sav", tmp_path / "s", []), PerObjectMaskSink)
+    assert mask_sink("none", tmp_path / "n", []) is None and set(MASK_SINKS) == {"davis", "sav", "none"}
+    for module in ("vos/track.py", "vos/everything.py", "vos/live_job.py", "vos/dataset_run.py"):
+        tree = ast.parse((ROOT / module).read_text())
+        formats = [c.value for n in ast.walk(tree) if isinstance(n, (ast.Compare, ast.Dict))
+                   for c in ast.walk(n) if isinstance(c, ast.Constant) and c.value in ("davis", "sav")]
+        assert not formats, f"{module} dispatches on mask format names {formats}"
+        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        assert not names & {"OverlayVideoWriter", "PaletteMaskWriter", "PerObjectMaskWriter", "write_palette_png"}, module
