@@ -12,6 +12,7 @@ from vos.inference_core import TrackerSettings
 from vos.live import FrameSizeError, LiveTracker
 from vos.prompts import Prompt, PromptError
 from vos.sam2_compat import SAM2VideoPredictor
+from vos.sam2_frames import Sam2Frames
 from vos.video_predictor import VideoPredictor
 
 NUM_FRAMES = 24
@@ -195,7 +196,7 @@ def test_sam2_adapter_has_the_official_calls_and_shapes(model, folder):
     _, obj_ids, masks = predictor.add_new_points_or_box(
         state, 0, 2, box=[54 / 80, 28 / 48, 66 / 80, 40 / 48], normalize_coords=False
     )
-    direct = VideoPredictor(model, folder, predictor.settings)
+    direct = VideoPredictor(model, Sam2Frames(folder, model.image_size), predictor.settings)  # the adapter's frames
     direct.add_points(0, 2, box=[54, 28, 66, 40])
     assert torch.allclose(masks[1], direct.result(0).logits[0], atol=1e-5)
     _, obj_ids, _ = predictor.add_new_mask(state, 3, 3, torch.from_numpy(_disc()))

@@ -4,10 +4,12 @@ Existing SAM 2 scripts run on vos by changing one import::
 
     from vos.sam2_compat import build_sam2_video_predictor   # was: from sam2.build_sam import ...
 
-The inference state returned by :meth:`SAM2VideoPredictor.init_state` is a :class:`VideoPredictor`.
-Differences from the official predictor: frames are decoded on demand instead of preloaded, memories
-that no selection can use again are dropped, and a correction on a tracked frame is kept by later
-propagations instead of being recomputed away.
+The inference state returned by :meth:`SAM2VideoPredictor.init_state` is a :class:`VideoPredictor` with
+the official predictor's settings, reading a folder of JPEGs or an MP4 file as the official loader does
+(:mod:`vos.sam2_frames`), so that the same calls on the same files give the official outputs (logits within
+1e-3, the same masks; ``tests/test_sam2_adapter_parity.py``). Frames are decoded on demand instead of
+preloaded. Arguments and hydra overrides vos does not act on are named in an
+:class:`~vos.sam2_overrides.IgnoredArgumentWarning`, once.
 
 Images too: ``build_sam2``, :class:`SAM2ImagePredictor` (``set_image``, ``set_image_batch``, ``predict``,
 ``predict_batch``, ``reset_predictor``) and :class:`SAM2AutomaticMaskGenerator` (``generate``), on top of
@@ -23,12 +25,13 @@ import numpy as np
 import torch
 
 from .checkpoint import build_model, read_checkpoint
-from .config import get_config
 from .image_predictor import ImagePredictor
 from .inference_core import TrackerSettings
 from .kernels import use_packed_kernels
 from .mask_generator import MaskGenerator
 from .model import SAM2Model
+from .sam2_frames import Sam2Frames, is_sam2_video
+from .sam2_overrides import BuildArguments, read_build_arguments, warn_ignored, warn_once
 from .video_predictor import VideoPredictor
 
 
@@ -43,11 +46,15 @@ class SAM2VideoPredictor:
         self.device = model.device
 
     def init_state(self, video_path, offload_video_to_cpu=False, offload_state_to_cpu=False, async_loading_frames=False):
-        """Open a video (folder of frames or file); returns the state object the other calls take."""
+        """Open a video; returns the state object the other calls take. A folder of JPEGs or an MP4 file is
+        read as the official loader reads it (:class:`vos.sam2_frames.Sam2Frames`); other videos, which the
+        official predictor refuses, by vos's own readers. Frames are decoded on demand (an MP4 once, at the
+        input size), so ``offload_video_to_cpu`` and ``async_loading_frames`` change nothing."""
         settings = self.settings
         if offload_state_to_cpu:
             settings = replace(settings, memory=replace(settings.memory, storage_device="cpu"))
-        return VideoPredictor(self.model, video_path, settings)
+        video = Sam2Frames(video_path, self.image_size) if is_sam2_video(video_path) else video_path
+        return VideoPredictor(self.model, video, settings)
 
     @staticmethod
     def _ids_and_masks(result):
@@ -104,42 +111,34 @@ class SAM2VideoPredictor:
         return inference_state.obj_ids, updated
 
 
-def _image_size_override(overrides) -> int | None:
-    """``++model.image_size=N`` among hydra overrides (the one override that changes the model's shape)."""
-    for o in overrides:
-        key, _, value = o.replace(" ", "").lstrip("+").partition("=")
-        if key == "model.image_size":
-            return int(value)
-    return None
-
-
 def build_sam2(
     config_file: str, ckpt_path: str | os.PathLike | None = None, device="cuda", mode="eval",
     hydra_overrides_extra=(), apply_postprocessing=True, **kwargs,
 ) -> SAM2Model:
     """A model from an official config name or path and checkpoint, as the official ``build_sam2``:
     ``apply_postprocessing`` turns on the fallback to multimask outputs when one mask is unstable.
-    ``++model.image_size=N`` among the overrides runs the model at another input size; other overrides are
-    not interpreted. Falls back to the CPU when CUDA is not available. The model runs on PyTorch's own
-    kernels (:func:`vos.kernels.use_packed_kernels`), as the official one does."""
-    name = Path(str(config_file)).name.removesuffix(".yaml")
-    config = get_config(name)
-    if apply_postprocessing:
-        config = config.replace(dynamic_multimask_via_stability=True)
-    size = _image_size_override(hydra_overrides_extra)
-    if size is not None:
-        config = config.replace(image_size=size)
+    ``++model.image_size=N`` among the overrides runs the model at another input size; other overrides,
+    and other keyword arguments, are warned about and change nothing. Falls back to the CPU, with a
+    warning, when CUDA is asked for and not available. The model runs on PyTorch's own kernels
+    (:func:`vos.kernels.use_packed_kernels`), as the official one does."""
+    args = read_build_arguments(config_file, hydra_overrides_extra, apply_postprocessing, video=False)
+    warn_ignored("build_sam2", **kwargs)
+    return _model(args, ckpt_path, device, mode == "eval")
+
+
+def _model(args: BuildArguments, ckpt_path, device, eval_mode: bool) -> SAM2Model:
     if ckpt_path is None:
-        model = SAM2Model(config)
+        model = SAM2Model(args.config)
     else:
         state_dict, _ = read_checkpoint(Path(ckpt_path))
-        model = build_model(config, state_dict)
+        model = build_model(args.config, state_dict)
     if str(device).startswith("cuda") and not torch.cuda.is_available():
+        warn_once(f"device={str(device)!r} was asked for but CUDA is not available: vos runs on the CPU")
         device = "cpu"
     # Changing one import must give the official numbers: PyTorch's own kernels, not the faster oneDNN
     # ones, whose rounding can move a mask at a threshold's edge (vos's native API keeps them).
     model = use_packed_kernels(model.to(device), False)
-    return model.eval() if mode == "eval" else model
+    return model.eval() if eval_mode else model
 
 
 def build_sam2_video_predictor(
@@ -148,18 +147,23 @@ def build_sam2_video_predictor(
 ) -> SAM2VideoPredictor:
     """Build from an official config name or path (``configs/sam2.1/sam2.1_hiera_t.yaml``) and checkpoint.
 
-    ``++model.non_overlap_masks=true`` among the overrides turns on non-overlapping outputs and
-    ``++model.image_size=N`` changes the input size; other overrides are not interpreted. Falls back to
-    the CPU when CUDA is not available.
+    The tracker gets the official predictor's settings (with ``apply_postprocessing``, its post-processing).
+    Overrides of ``model.image_size``, ``model.non_overlap_masks``, ``model.fill_hole_area``,
+    ``model.binarize_mask_from_pts_for_mem_enc``, ``model.add_all_frames_to_correct_as_cond``,
+    ``model.memory_temporal_stride_for_eval``, ``model.max_cond_frames_in_attn``,
+    ``model.max_obj_ptrs_in_encoder`` and ``model.only_obj_ptrs_in_the_past_for_eval`` act as in the
+    official predictor; other overrides, ``mode`` other than ``"eval"``, ``vos_optimized`` and other
+    keyword arguments are warned about and change nothing. Falls back to the CPU, with a warning, when
+    CUDA is asked for and not available.
     """
-    model = build_sam2(config_file, ckpt_path, device, "eval", hydra_overrides_extra, apply_postprocessing)
-    non_overlap = any(o.replace(" ", "") in ("++model.non_overlap_masks=true", "model.non_overlap_masks=true")
-                      for o in hydra_overrides_extra)
-    if apply_postprocessing:
-        settings = TrackerSettings.official(non_overlap=non_overlap)
-    else:
-        settings = TrackerSettings(non_overlap=non_overlap)
-    return SAM2VideoPredictor(model, settings)
+    args = read_build_arguments(config_file, hydra_overrides_extra, apply_postprocessing, video=True)
+    ignored = dict(kwargs)
+    if mode != "eval":
+        ignored["mode"] = mode  # a video predictor always runs in inference mode
+    if vos_optimized:
+        ignored["vos_optimized"] = vos_optimized  # the official compiled variant; same numbers
+    warn_ignored("build_sam2_video_predictor", **ignored)
+    return SAM2VideoPredictor(_model(args, ckpt_path, device, True), args.settings)
 
 
 class SAM2ImagePredictor:
@@ -168,6 +172,7 @@ class SAM2ImagePredictor:
 
     def __init__(self, sam_model: SAM2Model, mask_threshold=0.0, max_hole_area=0.0, max_sprinkle_area=0.0,
                  **kwargs) -> None:
+        warn_ignored("SAM2ImagePredictor", **kwargs)
         self.model = sam_model
         self.mask_threshold = mask_threshold
         self._predictor = ImagePredictor(sam_model, mask_threshold=mask_threshold, max_hole_area=int(max_hole_area),
@@ -245,6 +250,7 @@ class SAM2AutomaticMaskGenerator(MaskGenerator):
                  crop_n_layers=0, crop_nms_thresh=0.7, crop_overlap_ratio=512 / 1500, crop_n_points_downscale_factor=1,
                  point_grids=None, min_mask_region_area=0, output_mode="binary_mask", use_m2m=False,
                  multimask_output=True, **kwargs) -> None:
+        warn_ignored("SAM2AutomaticMaskGenerator", **kwargs)
         super().__init__(model, points_per_side, points_per_batch, pred_iou_thresh, stability_score_thresh,
                          stability_score_offset, mask_threshold, box_nms_thresh, crop_n_layers, crop_nms_thresh,
                          crop_overlap_ratio, crop_n_points_downscale_factor, point_grids, min_mask_region_area,

@@ -12,16 +12,26 @@ PIXEL_MEAN = (0.485, 0.456, 0.406)
 PIXEL_STD = (0.229, 0.224, 0.225)
 
 
-def preprocess(image: np.ndarray | torch.Tensor, size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+RESIZES = ("fast", "pil")
+
+
+def preprocess(
+    image: np.ndarray | torch.Tensor, size: int, device: torch.device | str = "cpu", resize: str = "fast"
+) -> torch.Tensor:
     """``(H, W, 3)`` RGB ``uint8`` -> ``(1, 3, size, size)`` normalised float32.
 
-    The frame is squashed to a square as SAM 2 does (no padding), with antialiased bicubic resampling in
-    8 bits (torch's uint8 kernel, about 8x faster than resampling floats and rounding, and within one grey
-    level of it). This is close to PIL's resize that the official folder loader uses (mean difference
-    about 0.2 grey levels, a few at edges: PIL's cubic kernel is slightly softer).
+    The frame is squashed to a square as SAM 2 does (no padding). ``resize="fast"`` resamples with
+    antialiased bicubic in 8 bits (torch's uint8 kernel, about 8x faster than resampling floats and
+    rounding); ``"pil"`` with PIL's bicubic resize, as the official video predictor's frame loader does,
+    which gives its pixels exactly. The two differ by about 0.2 grey levels on average and a few at edges
+    (PIL's cubic kernel, a = -0.5, is softer than torch's, a = -0.75).
     """
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"expected an (H, W, 3) RGB image, got shape {tuple(image.shape)}")
+    if resize not in RESIZES:
+        raise ValueError(f"resize must be one of {RESIZES}, got {resize!r}")
+    if tuple(image.shape[:2]) != (size, size) and resize == "pil":
+        image = pil_resize(image, size)
     if isinstance(image, np.ndarray) and not image.flags.writeable:
         image = image.copy()  # torch cannot wrap read-only memory (decoded frames often are)
     x = torch.as_tensor(image).to(device).permute(2, 0, 1)[None]
@@ -36,6 +46,17 @@ def preprocess(image: np.ndarray | torch.Tensor, size: int, device: torch.device
     mean = torch.tensor(PIXEL_MEAN, device=x.device).reshape(1, 3, 1, 1)
     std = torch.tensor(PIXEL_STD, device=x.device).reshape(1, 3, 1, 1)
     return (x / 255.0 - mean) / std
+
+
+def pil_resize(image: np.ndarray | torch.Tensor, size: int) -> np.ndarray:
+    """``(H, W, 3)`` uint8 -> ``(size, size, 3)`` uint8 by PIL's bicubic resampling."""
+    from PIL import Image
+
+    if isinstance(image, torch.Tensor):
+        image = image.cpu().numpy()
+    if image.dtype != np.uint8:
+        raise ValueError(f"resize='pil' takes uint8 RGB images, got {image.dtype}")
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((size, size), Image.Resampling.BICUBIC))
 
 
 def to_video_resolution(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
