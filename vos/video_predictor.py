@@ -3,33 +3,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
-from memory import MemoryBank
 from streams import SeekableSource, open_video
 
 from .errors import UnknownNameError
-from .inference_core import EncodedFrame, InferenceCore, ObjectOutput, TrackerSettings
-from .model import NO_OBJ_SCORE, SAM2Model
+from .inference_core import EncodedFrame, InferenceCore, TrackedObject, TrackerSettings
+from .model import SAM2Model
 from .prompts import Prompt, PromptError, check_frame_index, check_obj_id
 from .results import FrameResult
-from .transforms import empty_logits, output_logits
-
-
-@dataclass
-class _Object:
-    """One object's state: its memory bank, the user's inputs per frame, what was predicted per frame
-    (low-resolution logits and object score), on which frames it was tracked and in which direction,
-    and prompt outputs not yet encoded into memory."""
-
-    bank: MemoryBank
-    inputs: dict[int, Prompt] = field(default_factory=dict)
-    outputs: dict[int, tuple[torch.Tensor, float]] = field(default_factory=dict)
-    tracked: dict[int, bool] = field(default_factory=dict)
-    pending: dict[int, ObjectOutput] = field(default_factory=dict)
+from .sam2_frames import Sam2Frames
 
 
 class VideoPredictor:
@@ -52,12 +36,12 @@ class VideoPredictor:
         video: str | os.PathLike | SeekableSource,
         settings: TrackerSettings | None = None,
     ) -> None:
-        self.core = InferenceCore(model, settings)
+        self.core = InferenceCore(model, settings, seekable=True)
         self.settings = self.core.settings
         self.source = video if isinstance(video, SeekableSource) else open_video(video)
         self.num_frames = len(self.source)
         self.video_size: tuple[int, int] = tuple(self.source.size)
-        self._objects: dict[int, _Object] = {}
+        self._objects: dict[int, TrackedObject] = {}
         self._encoded: EncodedFrame | None = None
 
     # ------------------------------------------------------------------ objects
@@ -68,7 +52,7 @@ class VideoPredictor:
     def _check_frame(self, frame_idx: int) -> int:
         return check_frame_index(frame_idx, self.num_frames)
 
-    def _object(self, obj_id: int) -> _Object:
+    def _object(self, obj_id: int) -> TrackedObject:
         if obj_id not in self._objects:
             raise UnknownNameError(f"object {obj_id} is not tracked (objects: {self.obj_ids})")
         return self._objects[obj_id]
@@ -85,10 +69,7 @@ class VideoPredictor:
 
     def memory_bytes(self) -> int:
         """Bytes held by all memory banks and stored outputs."""
-        total = 0
-        for obj in self._objects.values():
-            total += obj.bank.nbytes() + sum(x.numel() * x.element_size() for x, _ in obj.outputs.values())
-        return total
+        return sum(obj.nbytes() for obj in self._objects.values())
 
     # ------------------------------------------------------------------ prompts
     def add_points(
@@ -132,40 +113,16 @@ class VideoPredictor:
         return self._add_prompt(frame_idx, obj_id, prompt)
 
     def _add_prompt(self, frame_idx: int, obj_id: int, prompt: Prompt) -> FrameResult:
-        obj = self._objects.get(obj_id) or _Object(self.core.new_bank())
-        initial = frame_idx not in obj.tracked
-        prev = obj.pending.get(frame_idx)
-        prev_logits = prev.logits if prev is not None else obj.outputs.get(frame_idx, (None,))[0]
-        out = self.core.prompt(
-            self._frame(frame_idx),
-            obj.bank,
-            prompt,
-            initial=initial,
-            prev_logits=prev_logits,
-            reverse=obj.tracked.get(frame_idx, False),
-            num_frames=self.num_frames,
-        )
-        out.prompted = initial or self.settings.corrections_as_prompts
-        self._objects[obj_id] = obj
-        obj.inputs[frame_idx] = prompt
-        obj.pending[frame_idx] = out
-        obj.outputs[frame_idx] = (out.logits, out.object_score)
+        # Not tracked first and not committed: the user may go on clicking on this frame.
+        self.core.step(self._frame(frame_idx), self._objects, {obj_id: prompt}, track=False, commit=False,
+                       num_frames=self.num_frames)
         return self.result(frame_idx)
 
     # ------------------------------------------------------------------ propagation
     def _commit(self) -> None:
-        """Encode prompted frames into memory, once the user is done with them: the objects prompted on a
-        frame in one batch, as the live tracker does (so both give the same numbers, batching included)."""
-        by_frame: dict[int, list[ObjectOutput]] = {}
-        for obj in self._objects.values():
-            for frame_idx, out in obj.pending.items():
-                by_frame.setdefault(frame_idx, []).append(out)
-        for frame_idx, outputs in by_frame.items():
-            self.core.encode_prompted(self._frame(frame_idx), outputs)
+        """Encode prompted frames into memory, once the user is done with them."""
+        self.core.commit(self._objects, self._frame)
         for obj_id, obj in self._objects.items():
-            for frame_idx, out in obj.pending.items():  # in prompting order, which memory attention sees
-                out.remember(obj.bank, frame_idx)
-            obj.pending.clear()
             if not obj.bank.prompted_frames:
                 raise PromptError(f"object {obj_id} has no prompted frame: add clicks, a box or a mask first")
 
@@ -212,60 +169,25 @@ class VideoPredictor:
         return min(min(o.bank.prompted_frames) for o in self._objects.values())
 
     def _step(self, frame_idx: int, reverse: bool, from_first_prompt: bool = False) -> FrameResult:
-        def started(obj: _Object) -> bool:
-            if not from_first_prompt:
-                return True
-            return frame_idx <= max(obj.inputs) if reverse else frame_idx >= min(obj.inputs)
-
-        to_track = [obj for obj in self._objects.values() if frame_idx not in obj.inputs and started(obj)]
-        if to_track:
-            frame = self._frame(frame_idx)
-            outputs = self.core.track(frame, [o.bank for o in to_track], reverse, self.num_frames)
-            for obj, out in zip(to_track, outputs):
-                out.remember(obj.bank, frame_idx)
-                obj.outputs[frame_idx] = (out.logits.to(self._storage), out.object_score)
-        for obj in filter(started, self._objects.values()):
-            obj.tracked[frame_idx] = reverse
-            if not self.settings.keep_history:
-                self._forget(obj, frame_idx, reverse)
+        self.core.step(self._frame(frame_idx), self._objects, reverse=reverse, num_frames=self.num_frames,
+                       from_first_prompt=from_first_prompt)
         return self.result(frame_idx)
-
-    def _forget(self, obj: _Object, frame_idx: int, reverse: bool) -> None:
-        """Drop what neither this propagation nor one starting next to a prompt can use any more."""
-        step = -1 if reverse else 1
-        anchors = [(frame_idx, reverse), (frame_idx + step, reverse)]  # redo this frame, or go on
-        anchors += [a for t in obj.inputs for a in ((t + 1, False), (t - 1, True))]
-        obj.bank.prune(anchors, self.num_frames)
-        for t in [t for t in obj.outputs if t not in obj.inputs and t != frame_idx]:
-            del obj.outputs[t]
-
-    @property
-    def _storage(self) -> torch.device:
-        device = self.settings.memory.storage_device
-        return torch.device(device) if device is not None else self.core.device
 
     # ------------------------------------------------------------------ frames and results
     def _frame(self, frame_idx: int) -> EncodedFrame:
         if self._encoded is None or self._encoded.index != frame_idx:
-            self._encoded = self.core.encode(self.source[frame_idx].image, frame_idx)
+            if isinstance(self.source, Sam2Frames):  # the official loader's input pixels
+                image = self.source.model_image(frame_idx)
+            else:
+                image = self.source[frame_idx].image
+            self._encoded = self.core.encode(image, frame_idx, self.video_size)
         return self._encoded
 
     def result(self, frame_idx: int) -> FrameResult:
         """The current prediction on a frame: every object's logits at video resolution; objects without a
         prediction there are empty (logit ``NO_OBJ_SCORE``)."""
         frame_idx = self._check_frame(frame_idx)
-        device = self.core.device
-        if not self._objects:
-            h, w = self.video_size
-            return FrameResult(frame_idx, [], torch.zeros(0, 1, h, w, device=device), torch.zeros(0))
-        low = (self.core.model.image_size // 4,) * 2  # the decoder's output size
-        logits, scores = [], []
-        for obj in self._objects.values():
-            stored, score = obj.outputs.get(frame_idx, (None, NO_OBJ_SCORE))
-            logits.append(empty_logits(1, low, device) if stored is None else stored.to(device))
-            scores.append(score)
-        video = output_logits(torch.cat(logits), self.video_size, self.settings.non_overlap)
-        return FrameResult(frame_idx, self.obj_ids, video, torch.tensor(scores))
+        return self.core.result(frame_idx, self.video_size, {i: o.outputs.get(frame_idx) for i, o in self._objects.items()})
 
     def close(self) -> None:
         self.source.close()

@@ -6,11 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from memory import MemoryBank, MemorySettings
 
-from ..inference_core import condition_on_selections
+from ..inference_core import clicked_heads, memory_from_logits, tracked_heads
 from ..model import HeadOutput, SAM2Model
 from .clips import Clip
 from .loss import step_loss
@@ -105,15 +104,13 @@ def rollout(
                 binarize = True
         else:
             selections = [bank.select(t, num_frames=num_frames) for bank in banks]
-            features = condition_on_selections(model, feats.vision_features[t : t + 1], feats.vision_pos_enc[-1][t : t + 1], selections)
-            heads = model.predict_masks(features, high_res, multimask_output=model.use_multimask(False, 0))
+            heads = tracked_heads(model, feats.vision_features[t : t + 1], feats.vision_pos_enc[-1][t : t + 1], high_res, selections)
             add(step_loss(heads, target))
         if outputs is not None:
             outputs[t] = heads.high_res_masks.detach()
         # Memories come from the low-resolution logits brought back to full size, as the trackers encode
         # them (the same as the high-resolution masks, except for a mask prompt, which they see blurred).
-        high = F.interpolate(heads.low_res_masks, size=target.shape[-2:], mode="bilinear", align_corners=False)
-        memory, _ = model.encode_memory(vision, high, heads.object_score, binarize=binarize)
+        memory = memory_from_logits(model, vision, heads.low_res_masks, heads.object_score, binarize)
         for i, bank in enumerate(banks):
             bank.add(t, memory[i], heads.obj_ptr[i], float(heads.object_score[i, 0].detach()), prompted=t in prompted)
     return totals
@@ -130,15 +127,15 @@ def _clicked(model: SAM2Model, vision, high_res, masks: torch.Tensor, rng, sim: 
     else:
         coords, labels = _sample_clicks(rng, masks, masks)
         coords, labels = coords.to(model.device), labels.to(model.device)
-    multimask = model.use_multimask(True, coords.shape[1])
-    heads = model.predict_masks(features, high_res, coords, labels, multimask_output=multimask)
+    heads = clicked_heads(model, features, high_res, coords, labels, None, model.use_multimask(True, coords.shape[1]))
     add(step_loss(heads, target))
     for _ in range(int(rng.integers(0, sim.max_corrections + 1))):
         pred = heads.high_res_masks[:, 0].detach() > 0
         click, label = _sample_clicks(rng, pred != masks, masks & ~pred)
         coords = torch.cat([coords, click.to(model.device)], 1)
         labels = torch.cat([labels, label.to(model.device)], 1)
-        prev = heads.low_res_masks.detach().clamp(-32.0, 32.0)
-        heads = model.predict_masks(features, high_res, coords, labels, prev, multimask_output=False)
+        # Multimask only where the trackers would use it for this many clicks (none, for SAM 2's configs).
+        multimask = model.use_multimask(True, coords.shape[1])
+        heads = clicked_heads(model, features, high_res, coords, labels, heads.low_res_masks.detach(), multimask)
         add(step_loss(heads, target))
     return heads

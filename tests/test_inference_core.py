@@ -1,0 +1,93 @@
+"""The per-frame path exists once: InferenceCore.step decides for every front-end, its results are complete
+when returned, and a failure part way changes nothing."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tiny import tiny_tracking_model
+from videos import moving_shapes
+from vos.inference_core import InferenceCore, TrackerSettings
+from vos.prompts import Prompt, PromptError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_tracking_model()
+
+
+def _calls(module: str) -> set[str]:
+    tree = ast.parse((ROOT / module).read_text())
+    return {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+
+
+def test_front_ends_leave_every_per_frame_decision_to_the_core():
+    decisions = {"track", "prompt", "encode_prompted", "remember", "add", "prune", "select", "predict_masks",
+                 "encode_memory", "mask_as_output", "condition_on_memory"}
+    for module in ("vos/video_predictor.py", "vos/live.py"):
+        assert not _calls(module) & decisions, module
+        assert "step" in _calls(module), module
+    # Training runs a frame through the same heads functions; the feedback clamp is written once.
+    rollout = (ROOT / "vos/train/rollout.py").read_text()
+    assert "tracked_heads(" in rollout and "clicked_heads(" in rollout and "memory_from_logits(" in rollout
+    assert "clamp(" not in rollout
+    hits = [p for p in (ROOT / "vos").rglob("*.py") if "clamp(-32" in p.read_text()]
+    assert hits == []
+
+
+def test_step_returns_complete_outputs_and_advances_the_state(model):
+    frames = moving_shapes(3, (48, 80))
+    core = InferenceCore(model, TrackerSettings.live(), seekable=False)
+    objects = {}
+    out = core.step(core.encode(frames[0], 0), objects, {1: Prompt.make(points=[[20, 20]])})
+    assert list(objects) == [1] and out[1].prompted and out[1].memory is not None  # encoded before returned
+    assert objects[1].bank.prompted_frames == [0]
+    with pytest.raises(Exception):  # results are frozen: nothing is changed after the step
+        out[1].memory = None
+    out = core.step(core.encode(frames[1], 1), objects)
+    assert not out[1].prompted and out[1].memory is not None and sorted(objects[1].outputs) == [1]
+
+
+def test_a_failing_step_leaves_the_objects_as_they_were(model):
+    frames = moving_shapes(3, (48, 80))
+    core = InferenceCore(model, TrackerSettings.live(), seekable=False)
+    objects = {}
+    core.step(core.encode(frames[0], 0), objects, {1: Prompt.make(points=[[20, 20]])})
+    before = (dict(objects[1].outputs), objects[1].bank.nbytes(), dict(objects[1].tracked))
+
+    def discover(frame, result):  # finds an object under an id that is taken
+        assert result.obj_ids == [1]
+        return {1: Prompt.make(box=[0, 0, 10, 10])}
+
+    with pytest.raises(PromptError, match="id 1, which is in use"):
+        core.step(core.encode(frames[1], 1), objects, {2: Prompt.make(points=[[60, 30]])}, discover=discover)
+    assert list(objects) == [1]
+    assert (dict(objects[1].outputs), objects[1].bank.nbytes(), dict(objects[1].tracked)) == before
+
+
+def test_offline_prompts_wait_for_commit_and_are_encoded_in_one_batch(model):
+    frames = moving_shapes(3, (48, 80))
+    core = InferenceCore(model, TrackerSettings(), seekable=True)
+    objects = {}
+    frame = core.encode(frames[0], 0)
+    core.step(frame, objects, {1: Prompt.make(points=[[20, 20]])}, track=False, commit=False, num_frames=3)
+    core.step(frame, objects, {2: Prompt.make(points=[[60, 30]])}, track=False, commit=False, num_frames=3)
+    assert all(o.pending[0].memory is None and not o.bank.prompted_frames for o in objects.values())
+    batches = []
+    real = model.encode_memory
+    model.encode_memory = lambda *a, **k: batches.append(a[1].shape[0]) or real(*a, **k)
+    try:
+        core.commit(objects, lambda t: frame)
+    finally:
+        del model.encode_memory
+    assert batches == [2]  # both objects prompted on frame 0 in one batch
+    assert all(o.bank.prompted_frames == [0] and not o.pending for o in objects.values())
+    with torch.no_grad():
+        out = core.step(core.encode(frames[1], 1), objects, num_frames=3)
+    assert sorted(out) == [1, 2] and all(np.isfinite(o.object_score) for o in out.values())
