@@ -216,3 +216,65 @@ class OverlayVideoWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def join_videos(parts: list[Path], path: str | os.PathLike) -> int:
+    """The videos ``parts``, in order, as one file at ``path`` (written beside it, then renamed); returns its frame
+    count. Parts written by :class:`OverlayVideoWriter` at one size and rate share their encoder
+    parameters, so their packets are copied as they are (no decoding, no loss); parts that do not are
+    decoded and encoded again."""
+    def streams(container):
+        return container.streams.video[0]
+
+    def same_parameters() -> bool:
+        found = set()
+        for part in parts:
+            with av.open(str(part)) as c:
+                ctx = streams(c).codec_context
+                found.add((ctx.name, ctx.width, ctx.height, bytes(ctx.extradata or b""), streams(c).time_base))
+        return len(found) == 1
+
+    def copy(tmp: Path) -> None:
+        options = {"movflags": "frag_every_frame+empty_moov+default_base_moof"} if tmp.suffix.lower() in (".mp4", ".mov") else {}
+        with av.open(str(parts[0])) as first, av.open(str(tmp), "w", options=options) as out:
+            stream = out.add_stream_from_template(streams(first))
+            offset = 0
+            for part in parts:
+                with av.open(str(part)) as c:
+                    end = offset
+                    for packet in c.demux(streams(c)):
+                        if packet.dts is None:  # the demuxer's end-of-stream marker
+                            continue
+                        end = max(end, offset + packet.pts + (packet.duration or 0))
+                        packet.pts += offset
+                        packet.dts += offset
+                        packet.stream = stream
+                        out.mux(packet)
+                    offset = end
+
+    def reencode(tmp: Path) -> None:
+        with av.open(str(parts[0])) as first:
+            fps = streams(first).average_rate or 25
+        writer = OverlayVideoWriter(tmp, fps=float(fps))
+        try:
+            for part in parts:
+                with av.open(str(part)) as c:
+                    for frame in c.decode(video=0):
+                        writer.write(frame.to_ndarray(format="rgb24"))
+        finally:
+            writer.close()
+
+    if not parts:
+        raise ValueError("no videos to join")
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.joining{path.suffix}")  # the suffix tells PyAV the format
+    try:
+        (copy if same_parameters() else reencode)(tmp)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise write_error(path, exc) from None
+        raise
+    with av.open(str(path)) as c:
+        return sum(1 for packet in c.demux(streams(c)) if packet.dts is not None)

@@ -40,6 +40,38 @@ def test_track_decodes_each_frame_once(tmp_path):
     assert source.reads == Counter({i: 1 for i in range(6)})
 
 
+def test_track_from_a_later_frame_decodes_each_frame_once_and_writes_the_overlay_in_order(tmp_path, monkeypatch):
+    import av
+
+    frames = moving_shapes(12, (64, 96))
+    source = _CountingFrames(frames)
+    monkeypatch.setattr("vos.track._HELD_BYTES", 2 * 64 * 96 * 3)  # the backward pass in parts of 2 frames
+    prompts = [FramePrompt(5, 1, Prompt.make(points=[[30, 30]]))]
+    out = track_video(tiny_tracking_model(), source, prompts, tmp_path, progress=False)
+    assert source.reads == Counter({i: 1 for i in range(12)})
+    assert out.overlay_frames == 12 and sorted(out.mask_frames) == list(range(12))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["masks", "overlay.mp4"]  # no part file left
+    with av.open(str(tmp_path / "overlay.mp4")) as c:
+        drawn = [f.to_ndarray(format="rgb24").astype(np.int16) for f in c.decode(video=0)]
+    assert len(drawn) == 12
+    for i, image in enumerate(drawn):  # each overlay frame is its own video frame, in video order
+        nearest = min(range(12), key=lambda k: np.abs(image - frames[k]).mean())
+        assert nearest == i
+
+
+def test_joining_videos_of_other_parameters_encodes_them_again(tmp_path):
+    from streams.overlay import OverlayVideoWriter, join_videos
+
+    parts = []
+    for k, fps in enumerate((10, 20)):
+        parts.append(tmp_path / f"p{k}.mp4")
+        with OverlayVideoWriter(parts[-1], fps=fps) as writer:
+            for _ in range(3):
+                writer.write(np.full((16, 24, 3), 100 * k, np.uint8))
+    assert join_videos(parts, tmp_path / "joined.mp4") == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["joined.mp4", "p0.mp4", "p1.mp4"]
+
+
 def test_recent_frames_hold_the_last_reads_only():
     source = _CountingFrames(moving_shapes(4, (8, 8)))
     recent = RecentFrames(source, keep=2)

@@ -363,3 +363,26 @@ def test_a_batch_accumulates_the_gradients_of_its_clips(tmp_path):
     scale = min(1.0, settings.grad_clip / float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g / 2) for g in expected_grads]))))
     for g, e in zip(got, expected_grads):
         torch.testing.assert_close(g, e / 2 * scale, rtol=1e-4, atol=1e-6)
+
+
+def test_a_run_is_set_up_from_python_as_the_command_line_sets_it_up(tmp_path):
+    from vos.train.setup import clip_sampler, starting_model, validation_set
+
+    a, lineage = starting_model(config="vos_small", image_size=64, seed=3)
+    b, _ = starting_model(config="vos_small", image_size=64, seed=3)
+    assert lineage == [] and a.image_size == 64
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    save_model(a, tmp_path / "w.pt", extra={"training": [{"command": "vos train ...", "steps_done": 5}]})
+    fine, lineage = starting_model(tmp_path / "w.pt")
+    assert lineage == [{"command": "vos train ...", "steps_done": 5}] and fine.image_size == 64
+
+    clips = ClipSettings(num_frames=2, max_objects=1, synthetic_prob=1.0)
+    clip = clip_sampler(64, clips).sample(np.random.default_rng(0))
+    assert clip.images.shape[-2:] == (64, 64)
+    with pytest.raises(ValueError, match="--images.*--davis"):
+        clip_sampler(64, ClipSettings(composite_prob=0.5))
+
+    root = write_davis_root(tmp_path / "davis", {"b": generate_video(1, num_frames=3, size=(48, 64)),
+                                                 "a": generate_video(2, num_frames=3, size=(48, 64))})
+    assert validation_set(root) == (root, ["a", "b"])
+    assert validation_set(root, root / "ImageSets" / "train.txt") == (root, ["b", "a"])

@@ -58,56 +58,23 @@ def _train(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .checkpoint import build_model
-    from .config import get_config
-    from .train.clips import ClipSampler, ClipSettings, DavisVideos
-    from .train.composite import CompositeSource
+    from .train.clips import ClipSettings
     from .train.rollout import PromptSimulation
+    from .train.setup import clip_sampler, starting_model, validation_set
     from .train.trainer import Trainer, TrainSettings
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if args.init:
-        from . import load_model
-
-        model = load_model(args.init, image_size=args.image_size)
-    else:
-        config = get_config(args.config)
-        if args.image_size:
-            config = config.replace(image_size=args.image_size)
-        torch.manual_seed(args.seed)
-        model = build_model(config)
-        if args.init_trunk:
-            from .hiera_convert import load_mae_trunk
-
-            load_mae_trunk(model.image_encoder.trunk, args.init_trunk, config.trunk)
+    model, lineage = starting_model(args.init, args.config, args.image_size, args.init_trunk, args.seed)
     model = model.to(device)
-    davis = DavisVideos(args.davis, args.split) if args.davis else None
-    composites = None
-    if args.composite_prob > 0:
-        if not args.images and davis is None:
-            raise ValueError("--composite-prob needs real masks to cut objects from: --images or --davis")
-        exclude = set()
-        if args.exclude_images:
-            exclude = {l.strip() for l in Path(args.exclude_images).read_text().splitlines() if l.strip()}
-        composites = CompositeSource.from_data(args.images, davis, max_pasted=args.max_objects, exclude=exclude)
     clips = ClipSettings(num_frames=args.num_frames, image_prob=args.image_prob, max_objects=args.max_objects,
                          synthetic_prob=args.synthetic_prob, composite_prob=args.composite_prob)
-    sampler = ClipSampler(model.image_size, davis, clips, composites)
-    validation = None
-    if args.val_root:
-        names = [l.strip() for l in Path(args.val_split).read_text().splitlines() if l.strip()] if args.val_split else \
-            sorted(p.name for p in (Path(args.val_root) / "Annotations" / "480p").iterdir() if p.is_dir())
-        validation = (Path(args.val_root), names)
+    sampler = clip_sampler(model.image_size, clips, args.davis, args.split, args.images or [], args.exclude_images)
+    validation = validation_set(args.val_root, args.val_split) if args.val_root else None
     settings = TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
                              validate_every=args.validate_every, warmup=min(200, args.steps // 10))
     prompts = PromptSimulation(mask_prob=args.mask_prob, box_prob=args.box_prob)
-    from .checkpoint import training_history
-
-    lineage = training_history(args.init) if args.init and Path(args.init).is_file() else []
-    if args.init and not lineage:
-        lineage = [{"from": str(args.init)}]
     run = {"command": "vos " + " ".join(args.argv)}
     trainer = Trainer(model, sampler, args.out, settings, prompts, validation=validation, lineage=lineage, run=run)
     if trainer.resume():
@@ -375,8 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=None, help="input size to build the model at (default: the config's)")
     p.set_defaults(func=_info)
 
-    p = sub.add_parser("download", help="download an official SAM 2 / 2.1 checkpoint into the cache")
-    p.add_argument("name", help="official name (sam2.1_hiera_tiny, sam2_hiera_base_plus, ...) or 'all'")
+    p = sub.add_parser("download", help="download an official SAM 2 / 2.1, EdgeTAM or EfficientTAM checkpoint into the cache")
+    p.add_argument("name", help="official name (sam2.1_hiera_tiny, sam2_hiera_base_plus, edgetam, efficienttam_s_1, ...) "
+                   "or 'all'")
     p.set_defaults(func=_download)
 
     p = sub.add_parser(

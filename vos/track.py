@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from streams import Frame, FrameFolder, SeekableSource, SourceError, open_video
+from streams.overlay import join_videos
 from streams.recent import RecentFrames
 
 from .inference_core import TrackerSettings
@@ -181,7 +181,7 @@ def track_video(
             remove_previous_outputs(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         sink = mask_sink(masks, mask_dir, names) if mask_dir is not None else None
-        run = _Run(source, sink, outputs, live_overlay=start == 0)
+        run = _Run(source, sink, outputs, start)
         for result in predictor.propagate_both(start):
             run.add(result)
             bar.update(1)
@@ -205,46 +205,38 @@ def track_video(
     return outputs
 
 
-@dataclass
-class _Held:
-    """One frame's result kept for an overlay written after the backward pass: masks bit-packed, ``(N, H,
-    ceil(W / 8))`` uint8, with the presence scores the overlay's confidences come from."""
-
-    obj_ids: list[int]
-    packed: np.ndarray
-    width: int
-    object_scores: torch.Tensor
-
-    @classmethod
-    def of(cls, result: FrameResult) -> "_Held":
-        masks = result.masks
-        return cls(result.obj_ids, np.packbits(masks, axis=-1), masks.shape[-1], result.object_scores)
-
-    def result(self, frame_idx: int) -> FrameResult:
-        masks = torch.from_numpy(np.unpackbits(self.packed, axis=-1, count=self.width).astype(bool))
-        logits = torch.where(masks, 1.0, -1.0)[:, None]  # (N, 1, H, W): the masks, as logits of one sign
-        return FrameResult(frame_idx, self.obj_ids, logits, self.object_scores)
+_HELD_BYTES = 128 << 20  # frames of the backward pass held until their part of the overlay is written
 
 
 class _Run:
-    """The sinks of one run. With the overlay written while tracking, a frame's mask is written once the
-    overlay holds that frame (the muxer writes a frame to disk when the next one arrives), so that a run
-    killed at any point leaves as many overlay frames as masks, or one more. Otherwise the masks are
-    written as frames are done and the overlay follows the backward pass (masks held bit-packed; its frames
-    are then decoded a second time, as holding them would take the whole video in memory)."""
+    """The sinks of one run; each frame is drawn on as it is tracked, from the one decode of it.
 
-    def __init__(self, source: SeekableSource, masks: Sink | None, outputs: TrackOutputs, live_overlay: bool) -> None:
-        self.source, self.masks, self.outputs, self.live = source, masks, outputs, live_overlay
+    From frame 0 on, the overlay is written while tracking and a frame's mask once the overlay holds that
+    frame (the muxer writes a frame to disk when the next one arrives), so that a run killed at any point
+    leaves as many overlay frames as masks, or one more. When tracking starts later, the backward pass
+    comes after the forward one: the forward frames go to one part file, the backward frames are held a
+    few at a time and written, in video order, to a part each; the parts are then joined into the overlay
+    without re-encoding, and masks are written as frames are done."""
+
+    def __init__(self, source: SeekableSource, masks: Sink | None, outputs: TrackOutputs, start: int) -> None:
+        self.source, self.masks, self.outputs, self.start = source, masks, outputs, start
         if masks is not None:
             masks.written = outputs.mask_frames
-        self.overlay = self._open_overlay() if live_overlay else None
+        self.live = start == 0
+        self.parts: dict[int, Path] = {}  # first frame -> part file
+        self.overlay = self._open_overlay(self.start)
         self.pending: tuple[Frame, FrameResult] | None = None
-        self.held: dict[int, _Held] = {}
+        self.held: list[tuple[Frame, FrameResult]] = []
+        h, w = source.size
+        self.hold = max(1, _HELD_BYTES // (h * w * 3))
 
-    def _open_overlay(self) -> OverlaySink | None:
+    def _open_overlay(self, first: int) -> OverlaySink | None:
         if self.outputs.overlay is None:
             return None
-        return OverlaySink(self.outputs.overlay, self.source.fps or 25.0)
+        path = self.outputs.overlay
+        if not self.live:
+            path = self.parts[first] = path.with_name(f".{path.stem}-part{first:07d}{path.suffix}")
+        return OverlaySink(path, self.source.fps or 25.0)
 
     def _write_masks(self, frame: Frame, result: FrameResult) -> None:
         if self.masks is not None:
@@ -258,10 +250,25 @@ class _Run:
             self.overlay.write(frame, result)
             self._write_pending()
             self.pending = (frame, result)
-        else:
+        elif result.frame_idx >= self.start:
+            self.overlay.write(frame, result)
             self._write_masks(frame, result)
-            self.held[result.frame_idx] = _Held.of(result)
+        else:
+            self._close_overlay()  # the forward part is complete
+            self._write_masks(frame, result)
+            self.held.append((frame, result))
+            if len(self.held) == self.hold or result.frame_idx == 0:
+                self._write_held()
         self.outputs.frames += 1
+
+    def _write_held(self) -> None:
+        held, self.held = self.held[::-1], []
+        part = self._open_overlay(held[0][0].index)
+        try:
+            for frame, result in held:
+                part.write(frame, result)
+        finally:
+            part.close()
 
     def _write_pending(self) -> None:
         if self.pending is not None:
@@ -269,13 +276,12 @@ class _Run:
             self._write_masks(*pending)
 
     def finish(self) -> None:
-        if not self.live:
-            self.overlay = self._open_overlay()
-            if self.overlay is not None:
-                for index in range(len(self.source)):
-                    self.overlay.write(self.source[index], self.held.pop(index).result(index))
         self._close_overlay()
         self._write_pending()
+        if not self.live and self.parts:
+            parts = [self.parts[k] for k in sorted(self.parts)]
+            self.outputs.overlay_frames = join_videos(parts, self.outputs.overlay)
+            self._remove_parts()
 
     def _close_overlay(self) -> None:
         overlay, self.overlay = self.overlay, None
@@ -283,16 +289,25 @@ class _Run:
             try:
                 overlay.close()
             finally:
-                self.outputs.overlay_frames = overlay.frames_on_disk
+                if self.live:
+                    self.outputs.overlay_frames = overlay.frames_on_disk
+
+    def _remove_parts(self) -> None:
+        for path in self.parts.values():
+            path.unlink(missing_ok=True)
+        self.parts.clear()
 
     def abort(self) -> None:
         """Close what is open after a failure; a second failure (the disk still full) is not raised over
-        the first, and leaves every file complete all the same."""
+        the first, and leaves every file complete all the same. Parts of an overlay not joined yet go:
+        without the frames before the first prompt they would not be the video."""
         try:
             self._close_overlay()
             self._write_pending()  # its overlay frame is on disk now that the writer is closed
         except OSError:
             pass
+        finally:
+            self._remove_parts()
         self.pending = None
 
     def kept(self) -> str:
