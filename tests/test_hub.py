@@ -24,6 +24,15 @@ class _Server:
             def log_message(self, *args):
                 pass
 
+            def do_HEAD(self):
+                server.requests.append("HEAD")
+                if self.path != path:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(server.data)))
+                self.end_headers()
+
             def do_GET(self):
                 server.requests.append(self.headers.get("Range"))
                 if self.path != path:
@@ -113,3 +122,41 @@ def test_load_model_by_official_name_downloads_once_into_the_cache(tmp_path, mon
 def test_unknown_name_is_not_mistaken_for_a_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="sam3_hiera_tiny"):
         vos.load_model("sam3_hiera_tiny")
+
+
+def test_a_file_without_a_published_size_takes_the_servers_and_its_whole_digest(tmp_path):
+    data = bytes(range(256)) * 4000
+    digest = hashlib.sha256(data).hexdigest()
+    with _Server("/f.bin", data, drops=1) as server:
+        dest = hub.fetch(f"{server.url}/f.bin", tmp_path / "f.bin", size=None, sha256_prefix=digest, progress=False)
+        assert dest.read_bytes() == data and server.requests[0] == "HEAD"
+        with pytest.raises(hub.DownloadError, match="sha256"):
+            hub.fetch(f"{server.url}/f.bin", tmp_path / "g.bin", size=None, sha256_prefix="0" * 64, progress=False)
+        with pytest.raises(hub.DownloadError, match="404"):
+            hub.fetch(f"{server.url}/nothing.bin", tmp_path / "h.bin", size=None, sha256_prefix=digest, progress=False)
+
+
+def test_every_official_name_is_a_config_and_its_file_is_named_after_it():
+    from pathlib import Path
+
+    from vos.config import get_config
+
+    names = set(hub.OFFICIAL_CHECKPOINTS)
+    assert {"edgetam", "efficienttam_ti", "efficienttam_s_512x512", "efficienttam_ti_2", "sam2.1_hiera_large"} <= names
+    for name, remote in hub.OFFICIAL_CHECKPOINTS.items():
+        assert get_config(name).name == name and Path(remote.path).stem == name  # variants are told by file name
+        assert remote.base.startswith("https://") and len(remote.sha256_prefix) >= 8
+
+
+def test_an_efficienttam_variant_by_name_downloads_and_loads_with_its_config(tmp_path, monkeypatch):
+    ckpt = tmp_path / "src.pt"
+    torch.save({"model": official_state_dict("efficienttam_ti_1")}, ckpt)
+    data = ckpt.read_bytes()
+    monkeypatch.setitem(hub.OFFICIAL_CHECKPOINTS, "efficienttam_ti_1",
+                        hub.RemoteCheckpoint("efficienttam_ti_1.pt", None, hashlib.sha256(data).hexdigest(),
+                                             hub.EFFICIENTTAM_URL))
+    monkeypatch.setenv("VOS_CACHE_DIR", str(tmp_path / "cache"))
+    with _Server("/efficienttam_ti_1.pt", data) as server:
+        monkeypatch.setenv("VOS_CHECKPOINT_BASE_URL", server.url)
+        model = vos.load_model("efficienttam_ti_1", progress=False)
+    assert model.config.name == "efficienttam_ti_1" and model.config.memory_pool is not None
