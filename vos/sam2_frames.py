@@ -3,8 +3,8 @@
 The official ``init_state`` takes a folder of JPEG files named by frame number, decoded and squashed to the
 model's square input by PIL (bicubic), or an MP4 file, which decord decodes straight to the square through
 ffmpeg's ``scale`` filter (bilinear). vos's own readers decode with OpenCV and PyAV at full resolution and
-resize with torch (:func:`vos.transforms.preprocess`), which moves logits by up to about 0.1: close, but
-not the same masks. :class:`Sam2Frames` gives both the frames at the video's resolution (``read``) and the
+resize with torch (:func:`vos.transforms.preprocess`): pixels within 2 grey levels of the official ones,
+which random weights amplify to logits up to about 0.1 apart: close, but not the same masks. :class:`Sam2Frames` gives both the frames at the video's resolution (``read``) and the
 model's input images exactly as the official loader makes them (``model_image``).
 """
 from __future__ import annotations
