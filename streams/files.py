@@ -23,16 +23,17 @@ def write_error(path: str | os.PathLike, exc: OSError, what: str = "cannot be wr
     return error
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], suffix: str = ".tmp") -> Path:
     """Call ``write(tmp)`` to produce the file at a temporary path in ``path``'s folder, then rename it to
     ``path``. On any failure the temporary file is removed, an existing ``path`` is left as it was, and
-    an ``OSError`` becomes a :class:`WriteError` naming ``path``."""
+    an ``OSError`` becomes a :class:`WriteError` naming ``path``. ``suffix`` ends the temporary name (a
+    writer that picks its format by extension needs ``.tmp.mp4``, say)."""
     path = Path(path)
     tmp = None
     try:
         # A unique name: two writers of one file never share a temporary, and a leftover of a killed run
         # (a dot file ending in .tmp) is never mistaken for an output.
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
         os.close(fd)
         tmp = Path(name)
         write(tmp)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import supervision as sv
 
-from .files import WriteError, write_error
+from .files import WriteError, atomic_write, write_error
 from .masks import davis_palette
 
 _CODECS = ("libx264", "h264", "libopenh264", "mpeg4")
@@ -219,7 +219,7 @@ class OverlayVideoWriter:
 
 
 def join_videos(parts: list[Path], path: str | os.PathLike) -> int:
-    """The videos ``parts``, in order, as one file at ``path`` (written beside it, then renamed); returns its frame
+    """The videos ``parts``, in order, as one file at ``path`` (written atomically); returns its frame
     count. Parts written by :class:`OverlayVideoWriter` at one size and rate share their encoder
     parameters, so their packets are copied as they are (no decoding, no loss); parts that do not are
     decoded and encoded again."""
@@ -267,14 +267,6 @@ def join_videos(parts: list[Path], path: str | os.PathLike) -> int:
     if not parts:
         raise ValueError("no videos to join")
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.joining{path.suffix}")  # the suffix tells PyAV the format
-    try:
-        (copy if same_parameters() else reencode)(tmp)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise write_error(path, exc) from None
-        raise
+    atomic_write(path, copy if same_parameters() else reencode, suffix=f".tmp{path.suffix}")  # PyAV picks the format by it
     with av.open(str(path)) as c:
         return sum(1 for packet in c.demux(streams(c)) if packet.dts is not None)
