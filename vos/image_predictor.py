@@ -232,7 +232,12 @@ class ImagePredictor:
         emb = self._require()
         i = self._check_index(image_index)
         batch = next((t.shape[0] for t in (coords, mask_input) if t is not None), 1)
-        features = emb.features[i : i + 1].expand(batch, -1, -1, -1)
+        features = emb.features[i : i + 1]
+        if batch > 1:
+            # A contiguous copy per prompt, as the official decoder repeats the image: the linear layers then
+            # read the same memory layout and sum in the same order (an expanded view stays channels-last,
+            # which on some CPUs changes the last bits of the logits).
+            features = features.repeat(batch, 1, 1, 1)
         high_res = [x[i : i + 1] for x in emb.high_res]  # broadcast over the prompts by the decoder
         out = self.model.decode(features, high_res, coords, labels, mask_input, multimask_output)
         return out.masks, out.iou
