@@ -1,4 +1,5 @@
-"""Speed of vos's offline predictor next to the official ``sam2`` package, same weights, same frames, same
+"""Speed of vos's offline predictor next to the official ``sam2`` package (and, for EdgeTAM and EfficientTAM,
+their official code, the tests' oracles in ``.oracles/``), same weights, same frames, same
 machine, one run: frames per second and the ratio for vos's exact mode (float32) and fast mode (bfloat16
 autocast), time per stage for all three, peak memory, how far fast mode's masks are from exact mode's, and
 the floor under a frame: its floating-point operations, counted, at the matrix-multiply speed measured in the
@@ -136,13 +137,32 @@ OFFICIAL_STAGES = {"image encoder": "image_encoder", "memory attention": "memory
                    "decoder": "sam_mask_decoder", "memory encoder": "memory_encoder"}
 
 
-def run_official(config: str, size: int, objects: int, folder: Path, warmup: int, precision: str) -> dict:
-    from sam2.build_sam import build_sam2_video_predictor
+EFFICIENT = {"edgetam", *(f"efficienttam_{t}{v}" for t in ("ti", "s") for v in ("", "_1", "_2", "_512x512"))}
 
-    predictor = build_sam2_video_predictor(
-        f"configs/sam2.1/sam2.1_hiera_{YAML[config]}.yaml", None, device="cpu",
-        hydra_overrides_extra=[f"++model.image_size={size}"], apply_postprocessing=False,
-    )
+
+def official_video_predictor(config: str, size: int):
+    """The official video predictor of ``config`` at ``size`` (random weights, loaded next): ``sam2`` 1.1.0
+    for SAM 2.1, the EdgeTAM and EfficientTAM oracles of the tests (``.oracles/``) for those."""
+    if config in YAML:
+        from sam2.build_sam import build_sam2_video_predictor
+
+        return build_sam2_video_predictor(
+            f"configs/sam2.1/sam2.1_hiera_{YAML[config]}.yaml", None, device="cpu",
+            hydra_overrides_extra=[f"++model.image_size={size}"], apply_postprocessing=False,
+        )
+    sys.path.insert(0, str(ROOT / "tests"))
+    if config == "edgetam":
+        from edgetam_oracle import build_edgetam
+
+        return build_edgetam(size, video=True)
+    from efficienttam_oracle import build_efficienttam
+
+    trunk, _, variant = config.removeprefix("efficienttam_").partition("_")
+    return build_efficienttam(trunk, "" if variant in ("", "512x512") else f"_{variant}", size, video=True)
+
+
+def run_official(config: str, size: int, objects: int, folder: Path, warmup: int, precision: str) -> dict:
+    predictor = official_video_predictor(config, size)
     predictor.load_state_dict(weights(config, size))
     totals: dict[str, float] = defaultdict(float)
     for stage, name in OFFICIAL_STAGES.items():
@@ -159,8 +179,10 @@ def run_official(config: str, size: int, objects: int, folder: Path, warmup: int
     with torch.inference_mode():
         state = predictor.init_state(str(folder))
         h, w = state["video_height"], state["video_width"]
+        # The forks predate SAM 2.1, where add_new_points became add_new_points_or_box.
+        add = getattr(predictor, "add_new_points_or_box", None) or predictor.add_new_points
         for i, (x, y) in enumerate(clicks(objects, w, h)):
-            predictor.add_new_points_or_box(state, 0, i + 1, points=[[x, y]], labels=[1])
+            add(state, 0, i + 1, points=[[x, y]], labels=[1])
         results = ((m[:, 0] > 0).numpy() for _, _, m in predictor.propagate_in_video(state))
         timed, masks = timed_frames(results, warmup, totals)
     return {"seconds_per_frame": sum(timed) / len(timed), "masks": masks,
@@ -181,6 +203,9 @@ def count_flops(config: str, size: int, objects: int, folder: Path, warmup: int)
 
     # The counter sees aten's matrix products, not oneDNN's packed ones: same arithmetic, counted.
     model = use_packed_kernels(vos_model(config, size), False)
+    # The counter's module tracker hooks autograd for inputs that require gradients: a parameter fed to a
+    # submodule (EdgeTAM's perceiver latents) has no autograd node under inference mode.
+    model.requires_grad_(False)
     frames = clicked_predictor(model, folder, objects, "float32").propagate(0)
     for _ in range(warmup):
         next(frames)
@@ -235,13 +260,18 @@ def spawn(args: argparse.Namespace, job: dict) -> dict:
                           capture_output=True, text=True, cwd=ROOT)
     line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
     if proc.returncode or not line:
-        raise SystemExit(f"{job} failed:\n{proc.stderr[-2000:]}")
+        if job["tool"] != "official":
+            raise SystemExit(f"{job} failed:\n{proc.stderr[-2000:]}")
+        # An official implementation that cannot run a case is a result too: its last error line is kept.
+        errors = [l for l in proc.stderr.splitlines() if l and not l.startswith(" ")]
+        print(f"{job} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+        return {"error": errors[-1] if errors else f"exit status {proc.returncode}"}
     return json.loads(line[0][7:])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", default=["sam2.1_hiera_tiny"], choices=sorted(YAML))
+    parser.add_argument("--configs", nargs="+", default=["sam2.1_hiera_tiny"], choices=sorted({*YAML, *EFFICIENT}))
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
     parser.add_argument("--objects", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"], help="vos modes to run")
@@ -269,10 +299,12 @@ def main() -> None:
                         job = dict(tool=tool, config=config, size=size, objects=objects, frames=args.frames,
                                    warmup=args.warmup, masks=masks[tool])
                         row[tool] = spawn(args, job)
+                        if "error" in row[tool]:
+                            continue
                         ceilings.append(row[tool]["ceiling_gflops"])
-                        if tool != "official":
+                        if tool != "official" and "error" not in row["official"]:
                             row[tool]["speedup"] = row["official"]["seconds_per_frame"] / row[tool]["seconds_per_frame"]
-                    loaded = {t: list(np.load(m).values()) for t, m in masks.items()}
+                    loaded = {t: list(np.load(m).values()) for t, m in masks.items() if "error" not in row[t]}
                     for tool, reference in (("float32", "official"), ("bfloat16", "float32")):
                         if tool in loaded and reference in loaded:
                             iou = mask_iou(loaded[tool], loaded[reference])
@@ -282,25 +314,32 @@ def main() -> None:
     ceiling = {p: max(c[p] for c in ceilings) for p in ("float32", "bfloat16")}
     for row in rows:
         row["floor_s"] = {p: row["flops"]["total"] / (ceiling[p] * 1e9) for p in ceiling}
-        row["best_speedup"] = {p: row["official"]["seconds_per_frame"] / row["floor_s"][p] for p in ceiling}
+        if "error" not in row["official"]:
+            row["best_speedup"] = {p: row["official"]["seconds_per_frame"] / row["floor_s"][p] for p in ceiling}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "speed_vs_official.json").write_text(
-        json.dumps({"threads": args.threads, "ceiling_gflops": ceiling, "rows": rows}, indent=1))
+        json.dumps({"command": command(), "threads": args.threads, "ceiling_gflops": ceiling, "rows": rows}, indent=1))
     (args.out / "speed_vs_official.md").write_text(report(args, ceiling, rows, tools))
     print(report(args, ceiling, rows, tools))
+
+
+def command() -> str:
+    return " ".join(["python benchmarks/speed_vs_official.py", *sys.argv[1:]])
 
 
 def report(args: argparse.Namespace, ceiling: dict, rows: list[dict], tools: list[str]) -> str:
     stages = list(STAGES)
     modes = [t for t in tools if t != "official"]
     lines = [
-        "# vos against the official sam2 predictor on CPU (same weights, same frames, one run)",
+        "# vos against the official predictors on CPU (same weights, same frames, one run)",
         "",
         f"bedroom.mp4 (960x540), {args.frames - args.warmup} timed frames after {args.warmup} warm-up (memory bank full), "
         f"{args.threads} threads, torch {torch.__version__}, {platform.processor() or platform.machine()}. "
         f"Matrix-multiply ceiling: {ceiling['float32']:.0f} GFLOP/s float32, {ceiling['bfloat16']:.0f} GFLOP/s "
         "bfloat16 (the best of the measurements every worker of this run makes first). Floor: the frame's counted FLOPs at that ceiling; best possible "
         "speed-up: official time over the floor. Exact = float32; fast = bfloat16 autocast.",
+        "",
+        f"Command: `{command()}`.",
         "",
         "| config | size | objects | official s/frame | "
         + " | ".join(f"{m} s/frame | {m} speed-up" for m in modes)
@@ -309,23 +348,27 @@ def report(args: argparse.Namespace, ceiling: dict, rows: list[dict], tools: lis
         "|---|---|---|---|" + "---|---|" * len(modes) + "---|---|---|---|---|---|",
     ]
     for r in rows:
-        cells = [r["config"], str(r["size"]), str(r["objects"]), f"{r['official']['seconds_per_frame']:.2f}"]
+        failed = "error" in r["official"]
+        official = "fails" if failed else f"{r['official']['seconds_per_frame']:.2f}"
+        cells = [r["config"], str(r["size"]), str(r["objects"]), official]
         for m in modes:
-            cells += [f"{r[m]['seconds_per_frame']:.2f}", f"**{r[m]['speedup']:.2f}x**"]
+            cells += [f"{r[m]['seconds_per_frame']:.2f}", "-" if failed else f"**{r[m]['speedup']:.2f}x**"]
         exact = r.get("float32", {}).get("iou_vs_official")
         fast = r.get("bfloat16", {}).get("iou_vs_float32")
         cells.append(f"{exact['min']:.3f}" if exact else "-")
         cells.append(f"{fast['min']:.3f} / {fast['mean']:.3f}" if fast else "-")
         cells.append(f"{r['flops']['total'] / 1e9:.0f}")
         cells.append(f"{r['floor_s']['float32']:.2f} / {r['floor_s']['bfloat16']:.2f}")
-        cells.append(f"{r['best_speedup']['float32']:.2f}x / {r['best_speedup']['bfloat16']:.2f}x")
-        cells.append(" / ".join(f"{r[t]['peak_rss_mb']:.0f}" for t in tools))
+        cells.append("-" if failed else f"{r['best_speedup']['float32']:.2f}x / {r['best_speedup']['bfloat16']:.2f}x")
+        cells.append(" / ".join("-" if "error" in r[t] else f"{r[t]['peak_rss_mb']:.0f}" for t in tools))
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Time per stage (ms per frame); floor: the stage's counted FLOPs at the float32 / bfloat16 ceiling:", "",
               "| config | size | objects | tool | " + " | ".join(stages) + " |",
               "|---|---|---|---|" + "---|" * len(stages)]
     for r in rows:
         for t in tools:
+            if "error" in r[t]:
+                continue
             lines.append(f"| {r['config']} | {r['size']} | {r['objects']} | {t} | "
                          + " | ".join(f"{r[t]['stages_ms'].get(s, 0):.0f}" for s in stages) + " |")
         floors = [" / ".join(f"{1000 * r['flops']['stages'][s] / (ceiling[p] * 1e9):.0f}" for p in ("float32", "bfloat16"))
@@ -335,8 +378,13 @@ def report(args: argparse.Namespace, ceiling: dict, rows: list[dict], tools: lis
         for size in args.sizes:
             by = {r["objects"]: r for r in rows if r["config"] == config and r["size"] == size}
             if 1 in by and 8 in by:
-                ratios = ", ".join(f"{t} {by[8][t]['seconds_per_frame'] / by[1][t]['seconds_per_frame']:.2f}x" for t in tools)
+                ratios = ", ".join(f"{t} {by[8][t]['seconds_per_frame'] / by[1][t]['seconds_per_frame']:.2f}x" for t in tools
+                                   if "error" not in by[8][t] and "error" not in by[1][t])
                 lines += ["", f"{config} at {size}: 8 objects cost, relative to one object: {ratios}."]
+    failures = [f"{r['config']} at {r['size']} px with {r['objects']} objects: the official code fails "
+                f"(`{r['official']['error']}`)." for r in rows if "error" in r["official"]]
+    if failures:
+        lines += ["", *failures]
     return "\n".join(lines) + "\n"
 
 
