@@ -128,8 +128,7 @@ def _track(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from . import load_model
-    from .inference_core import TrackerSettings
-    from .track import check_out_dir, check_request, track_video
+    from .track import check_out_dir, check_request, track_settings, track_video
 
     prompts = _cli_prompts(args)
     out = Path(args.out or Path("vos-out") / Path(args.input).stem)
@@ -137,7 +136,7 @@ def _track(args: argparse.Namespace) -> int:
     check_request(prompts, args.masks)
     check_out_dir(out, args.overwrite)
     model = load_model(args.checkpoint, config=args.config, image_size=args.image_size, device=args.device or "cpu")
-    settings = TrackerSettings.official(keep_history=False, precision=args.precision)
+    settings = track_settings(args.precision)
     result = track_video(model, args.input, prompts, out, overlay=not args.no_video, masks=args.masks,
                          settings=settings, overwrite=args.overwrite)
     if result.replaced:

@@ -118,7 +118,9 @@ class ObjectOutput:
     """One object on one frame: ``logits (1, 1, h, w)`` at the decoder's resolution (4x the feature map),
     the object-score logit, the predicted IoU of the chosen mask, ``obj_ptr (C,)``, and once encoded, the
     frame's ``memory (mem_dim, h/4, w/4)``. ``prompted`` says whether it is remembered as a prompted frame;
-    ``from_user`` whether its mask came from the user's input (then it is always remembered)."""
+    ``from_user`` whether its mask came from the user's input (then it is always remembered).
+    ``candidates``: when the decoder gave several masks for an ambiguous prompt, all of them, ``logits
+    (M, h, w)`` and their predicted IoUs ``(M,)`` (the chosen one has the highest), for a user to see."""
 
     logits: torch.Tensor
     object_score: float
@@ -127,6 +129,7 @@ class ObjectOutput:
     prompted: bool = False
     from_user: bool = False
     memory: torch.Tensor | None = None
+    candidates: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def remember(self, bank: MemoryBank, frame: int) -> bool:
         """Add this output to ``bank`` as frame ``frame`` (its memory must be encoded)."""
@@ -344,9 +347,11 @@ class InferenceCore:
         logits = fill_holes(heads.low_res_masks.float(), self.settings.fill_hole_area)
         ious = heads.ious.max(dim=1).values if multimask else heads.ious[:, 0]
         obj_ptr = heads.obj_ptr.float()
+        every = heads.low_res_multimasks.float() if multimask else None
         return [
             ObjectOutput(logits[i : i + 1], float(heads.object_score[i, 0]), float(ious[i]), obj_ptr[i],
-                         memory=None if memory is None else memory[i], **flags)
+                         memory=None if memory is None else memory[i],
+                         candidates=None if every is None else (every[i], heads.ious[i].float()), **flags)
             for i in range(logits.shape[0])
         ]
 

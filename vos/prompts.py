@@ -250,9 +250,45 @@ def read_prompt_file(path) -> list[FramePrompt]:
     return out
 
 
+def write_prompt_file(path, prompts: list[FramePrompt]) -> "Path":
+    """``prompts``, in their order, as a JSON file that :func:`read_prompt_file` (``vos track --prompts``) reads
+    back to the same values: clicks and boxes as numbers (float32 values print exactly), each mask as a
+    0/255 PNG in ``<name>-masks/`` beside the file, named by the prompt's place in the list. Every file is
+    written atomically; masks of an earlier file of that name are replaced."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from streams.files import atomic_write
+    from streams.masks import write_binary_png
+
+    path = Path(path)
+    mask_dir = path.parent / f"{path.stem}-masks"
+    if mask_dir.is_dir():
+        shutil.rmtree(mask_dir)
+    entries = []
+    for i, p in enumerate(prompts):
+        entry = {"frame": int(p.frame), "obj_id": int(p.obj_id)}
+        prompt = p.prompt
+        if prompt.mask is not None:
+            mask_dir.mkdir(parents=True, exist_ok=True)
+            name = f"{i:04d}-frame{p.frame}-obj{p.obj_id}.png"
+            write_binary_png(mask_dir / name, prompt.mask)
+            entry["mask"] = f"{mask_dir.name}/{name}"
+        if prompt.points is not None:
+            entry["points"] = [[float(x), float(y)] for x, y in prompt.points]
+            entry["labels"] = [int(v) for v in prompt.labels]
+        if prompt.box is not None:
+            entry["box"] = [float(v) for v in prompt.box]
+        entries.append(entry)
+    text = "[\n" + ",\n".join(" " + json.dumps(e) for e in entries) + "\n]\n"  # a prompt a line
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
 def merge_prompts(prompts: list[FramePrompt]) -> list[FramePrompt]:
-    """One prompt per object and frame, in first-seen order: clicks concatenated, the last box kept; a
-    mask stays on its own (combining it with clicks is an error when the prompt is checked)."""
+    """One prompt per object and frame, in first-seen order: clicks concatenated, the last box kept. A mask
+    comes first: clicks and a box given after it refine it (:meth:`vos.VideoPredictor.add_prompts`); a mask
+    after clicks or a box is refused, as it would silently discard them."""
     merged: dict[tuple[int, int], Prompt] = {}
     for p in prompts:
         key = (p.frame, p.obj_id)
@@ -260,6 +296,9 @@ def merge_prompts(prompts: list[FramePrompt]) -> list[FramePrompt]:
         if old is None:
             merged[key] = p.prompt
             continue
+        if p.prompt.mask is not None and (old.points is not None or old.box is not None):
+            raise PromptError(f"object {p.obj_id}, frame {p.frame}: a mask after clicks or a box; give the mask "
+                              "first (clicks and a box after it refine it)")
         points = [x for x in (old.points, p.prompt.points) if x is not None]
         labels = [x for x in (old.labels, p.prompt.labels) if x is not None]
         merged[key] = Prompt(

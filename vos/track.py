@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from streams.recent import RecentFrames
 
 from .inference_core import TrackerSettings
 from .model import SAM2Model
-from .prompts import FramePrompt, PromptError, check_obj_id, check_palette_id, merge_prompts
+from .prompts import FramePrompt, PromptError, check_obj_id, check_palette_id
 from .results import FrameResult
 from .sinks import MASK_SINKS, OverlaySink, Sink, mask_sink, palette_ids
 from .video_predictor import VideoPredictor
@@ -88,6 +90,12 @@ def _ranges(indices: list[int]) -> str:
     return ", ".join(out)
 
 
+def track_settings(precision: str = "float32") -> TrackerSettings:
+    """The settings of ``vos track``'s job: the official predictor's, with bounded memory. ``vos app`` tracks
+    with them too, so that the prompts it exports replay to the masks it showed."""
+    return TrackerSettings.official(keep_history=False, precision=precision)
+
+
 def frame_names(video: SeekableSource) -> list[str]:
     """The names mask files take: a folder's file stems, else ``00000``, ``00001``, ..."""
     if isinstance(video, FrameFolder):
@@ -151,9 +159,15 @@ def track_video(
     settings: TrackerSettings | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    on_frame: Callable[[FrameResult], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> TrackOutputs:
     """Track the prompted objects through ``video``; write ``out_dir/overlay.mp4`` and ``out_dir/masks/``
-    (``masks``: ``"davis"`` palette PNGs, ``"sav"`` per-object PNGs, or ``"none"``).
+    (``masks``: ``"davis"`` palette PNGs, ``"sav"`` per-object PNGs, or ``"none"``). Prompts are applied by
+    :meth:`VideoPredictor.add_prompts`; ``settings`` default to :func:`track_settings`.
+
+    ``on_frame`` sees each frame's result once it is written; setting ``stop`` ends the run after the frame
+    being tracked, as Ctrl-C does.
 
     Everything is checked before anything is written. A folder holding an earlier run's outputs is refused
     (``FileExistsError``) unless ``overwrite``, which removes them once the prompts have been checked, so
@@ -165,18 +179,14 @@ def track_video(
     opened = video if isinstance(video, SeekableSource) else open_video(video)
     names = frame_names(opened)
     source = RecentFrames(opened)  # the predictor's decode of a frame is the one the sinks draw on
-    predictor = VideoPredictor(model, source, settings or TrackerSettings.official(keep_history=False))
+    predictor = VideoPredictor(model, source, settings or track_settings())
     mask_dir = None if masks == "none" else out_dir / "masks"
     outputs = TrackOutputs(out_dir / "overlay.mp4" if overlay else None, mask_dir, 0, replaced=replaced)
     start = min(p.frame for p in prompts)
     bar = tqdm(total=len(source), desc="tracking", unit="frame", disable=not progress)
     run = None
     try:
-        for p in merge_prompts(prompts):
-            if p.prompt.mask is not None:
-                predictor.add_mask(p.frame, p.obj_id, p.prompt.mask)
-            else:
-                predictor.add_points(p.frame, p.obj_id, p.prompt.points, p.prompt.labels, p.prompt.box)
+        predictor.add_prompts(prompts)
         if replaced:
             remove_previous_outputs(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -185,6 +195,10 @@ def track_video(
         for result in predictor.propagate_both(start):
             run.add(result)
             bar.update(1)
+            if on_frame is not None:
+                on_frame(result)
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt
         run.finish()
     except (SourceError, OSError) as exc:
         if run is None:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -11,16 +12,19 @@ from streams import SeekableSource, open_video
 from .errors import UnknownNameError
 from .inference_core import EncodedFrame, InferenceCore, TrackedObject, TrackerSettings
 from .model import SAM2Model
-from .prompts import Prompt, PromptError, check_frame_index, check_obj_id
+from .prompts import FramePrompt, Prompt, PromptError, check_frame_index, check_obj_id, merge_prompts
 from .results import FrameResult
 from .sam2_frames import Sam2Frames
+from .transforms import to_video_resolution
 
 
 class VideoPredictor:
     """Segment and track objects through a video file or a folder of frames.
 
     Frames are decoded on demand; the image encoder runs once per frame for all objects, and objects
-    whose memories line up go through memory attention and the decoder as one batch.
+    whose memories line up go through memory attention and the decoder as one batch. The features of the
+    ``keep_encoded`` frames used last are kept (an interactive front-end going back and forth between a
+    few frames encodes each once).
 
     Example::
 
@@ -35,14 +39,18 @@ class VideoPredictor:
         model: SAM2Model,
         video: str | os.PathLike | SeekableSource,
         settings: TrackerSettings | None = None,
+        keep_encoded: int = 1,
     ) -> None:
+        if keep_encoded < 1:
+            raise ValueError(f"keep_encoded must be at least 1, got {keep_encoded}")
         self.core = InferenceCore(model, settings, seekable=True)
         self.settings = self.core.settings
         self.source = video if isinstance(video, SeekableSource) else open_video(video)
         self.num_frames = len(self.source)
         self.video_size: tuple[int, int] = tuple(self.source.size)
         self._objects: dict[int, TrackedObject] = {}
-        self._encoded: EncodedFrame | None = None
+        self._encoded: OrderedDict[int, EncodedFrame] = OrderedDict()
+        self._keep_encoded = keep_encoded
 
     # ------------------------------------------------------------------ objects
     @property
@@ -112,6 +120,30 @@ class VideoPredictor:
         prompt.check(self.video_size, where)
         return self._add_prompt(frame_idx, obj_id, prompt)
 
+    def add_prompts(self, prompts: Iterable[FramePrompt]) -> None:
+        """Many prompts, as ``vos track`` applies them: one per object and frame (:func:`merge_prompts`), in the
+        order first given; a mask and then clicks or a box on the same object and frame: the clicks refine
+        the mask (``add_mask``, then ``add_points`` with ``clear=False``)."""
+        for p in merge_prompts(list(prompts)):
+            prompt = p.prompt
+            if prompt.mask is not None:
+                self.add_mask(p.frame, p.obj_id, prompt.mask)
+            if prompt.points is not None or prompt.box is not None:
+                self.add_points(p.frame, p.obj_id, prompt.points, prompt.labels, prompt.box, clear=prompt.mask is None)
+
+    def candidates(self, frame_idx: int, obj_id: int) -> list[tuple[np.ndarray, float]]:
+        """The masks the decoder offered for the object's latest prompt on a frame, while the user is still
+        clicking there (until propagation): ``(mask (H, W) bool, predicted IoU)`` for each, the chosen one
+        (the highest IoU) among them; empty when the prompt was not ambiguous (several clicks, a box, a mask)
+        and the decoder gave one mask."""
+        frame_idx = self._check_frame(frame_idx)
+        pending = self._object(obj_id).pending.get(frame_idx)
+        if pending is None or pending.candidates is None:
+            return []
+        logits, ious = pending.candidates
+        masks = (to_video_resolution(logits[:, None].to(self.core.device), self.video_size)[:, 0] > 0).cpu().numpy()
+        return [(masks[k], float(ious[k])) for k in range(len(masks))]
+
     def _add_prompt(self, frame_idx: int, obj_id: int, prompt: Prompt) -> FrameResult:
         # Not tracked first and not committed: the user may go on clicking on this frame.
         self.core.step(self._frame(frame_idx), self._objects, {obj_id: prompt}, track=False, commit=False,
@@ -175,13 +207,17 @@ class VideoPredictor:
 
     # ------------------------------------------------------------------ frames and results
     def _frame(self, frame_idx: int) -> EncodedFrame:
-        if self._encoded is None or self._encoded.index != frame_idx:
+        encoded = self._encoded.get(frame_idx)
+        if encoded is None:
             if isinstance(self.source, Sam2Frames):  # the official loader's input pixels
                 image = self.source.model_image(frame_idx)
             else:
                 image = self.source[frame_idx].image
-            self._encoded = self.core.encode(image, frame_idx, self.video_size)
-        return self._encoded
+            encoded = self._encoded[frame_idx] = self.core.encode(image, frame_idx, self.video_size)
+            while len(self._encoded) > self._keep_encoded:
+                self._encoded.popitem(last=False)
+        self._encoded.move_to_end(frame_idx)
+        return encoded
 
     def result(self, frame_idx: int) -> FrameResult:
         """The current prediction on a frame: every object's logits at video resolution; objects without a

@@ -1,0 +1,91 @@
+"""Prompts written to a file and replayed: the file format's round trip, a mask refined by clicks, the decoder's
+mask choice, and the predictor's cache of encoded frames."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streams import FrameArray
+from tiny import tiny_tracking_model
+from videos import moving_shapes
+from vos import TrackerSettings, VideoPredictor
+from vos.prompts import FramePrompt, Prompt, PromptError, merge_prompts, read_prompt_file, write_prompt_file
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return FrameArray(moving_shapes(6, (48, 80)))
+
+
+def _prompts(size=(48, 80)):
+    mask = np.zeros(size, bool)
+    mask[10:30, 12:40] = True
+    return [
+        FramePrompt(0, 1, Prompt.make(points=[[10.25, 5.5], [31, 20]], labels=[1, 0])),
+        FramePrompt(2, 255, Prompt.make(mask=mask)),
+        FramePrompt(2, 255, Prompt.make(points=[[1 / 3, 2 / 3]], labels=[0])),
+        FramePrompt(1, 2, Prompt.make(box=[1.1, 2, 20.7, 19])),
+    ]
+
+
+def test_a_prompt_file_reads_back_to_the_same_values_in_the_same_order(tmp_path):
+    prompts = _prompts()
+    path = write_prompt_file(tmp_path / "prompts.json", prompts)
+    back = read_prompt_file(path)
+    assert [(p.frame, p.obj_id) for p in back] == [(p.frame, p.obj_id) for p in prompts]
+    for a, b in zip(prompts, back):
+        for key in ("points", "labels", "box", "mask"):
+            x, y = getattr(a.prompt, key), getattr(b.prompt, key)
+            assert (x is None and y is None) or (np.array_equal(x, y) and x.dtype == y.dtype), key
+    assert sorted(p.name for p in (tmp_path / "prompts-masks").iterdir()) == ["0001-frame2-obj255.png"]
+    write_prompt_file(path, prompts[:1])  # the masks of the earlier file go with it
+    assert not (tmp_path / "prompts-masks").exists()
+
+
+def test_clicks_after_a_mask_refine_it_and_a_mask_after_clicks_is_refused(frames):
+    prompts = _prompts()
+    merged = merge_prompts(prompts)
+    assert [(p.frame, p.obj_id) for p in merged] == [(0, 1), (2, 255), (1, 2)]
+    assert merged[1].prompt.mask is not None and merged[1].prompt.points.tolist() == [[1 / np.float32(3), 2 / np.float32(3)]]
+
+    model = tiny_tracking_model()
+    replayed = VideoPredictor(model, frames)
+    replayed.add_prompts(prompts)
+    by_hand = VideoPredictor(model, frames)
+    by_hand.add_points(0, 1, [[10.25, 5.5], [31, 20]], [1, 0])
+    by_hand.add_mask(2, 255, prompts[1].prompt.mask)
+    by_hand.add_points(2, 255, [[1 / 3, 2 / 3]], [0], clear=False)
+    by_hand.add_points(1, 2, box=[1.1, 2, 20.7, 19])
+    for t in (0, 1, 2):
+        assert np.array_equal(replayed.result(t).logits.numpy(), by_hand.result(t).logits.numpy())
+    assert replayed.result(2).logits.numpy().tobytes() != VideoPredictor(model, frames).add_mask(2, 255, prompts[1].prompt.mask).logits.numpy().tobytes()
+
+    with pytest.raises(PromptError, match="object 1, frame 0: a mask after clicks or a box; give the mask first"):
+        merge_prompts([prompts[0], FramePrompt(0, 1, prompts[1].prompt)])
+
+
+def test_an_ambiguous_click_offers_the_decoders_masks_the_best_one_shown(frames):
+    model = tiny_tracking_model()
+    predictor = VideoPredictor(model, frames, TrackerSettings())
+    shown = predictor.add_points(0, 1, [[20, 20]]).mask(1)
+    offered = predictor.candidates(0, 1)
+    assert len(offered) == 3
+    best = max(range(3), key=lambda k: offered[k][1])
+    assert np.array_equal(offered[best][0], shown)
+    predictor.add_points(0, 1, [[30, 20]], clear=False)  # two clicks: one mask
+    assert predictor.candidates(0, 1) == []
+    predictor.add_points(1, 1, [[20, 20]])
+    list(predictor.propagate(0, max_frames=1))  # propagation takes the prompts as they are: no choice left
+    assert predictor.candidates(1, 1) == []
+
+
+def test_the_predictor_keeps_the_features_of_the_frames_used_last(frames):
+    predictor = VideoPredictor(tiny_tracking_model(), frames, keep_encoded=2)
+    encoded = []
+    encode = predictor.core.encode
+    predictor.core.encode = lambda image, index, size=None: encoded.append(index) or encode(image, index, size)
+    for t in (0, 1, 0, 1, 2, 0):
+        predictor.add_points(t, 1, [[20, 20]])
+    assert encoded == [0, 1, 2, 0]
+    with pytest.raises(ValueError, match="keep_encoded must be at least 1"):
+        VideoPredictor(predictor.core.model, frames, keep_encoded=0)
