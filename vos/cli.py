@@ -148,6 +148,21 @@ def _track(args: argparse.Namespace) -> int:
     return 0
 
 
+def _app(args: argparse.Namespace) -> int:
+    from . import load_model
+    from .app import App, serve
+
+    def model(checkpoint: str | None):
+        return load_model(checkpoint, config=args.config, image_size=args.image_size, device=args.device or "cpu")
+
+    app = App(model, args.input, args.checkpoint, precision=args.precision)
+    try:
+        serve(app, args.port)
+    except KeyboardInterrupt:
+        print("vos app: stopped")
+    return 0
+
+
 def _live(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -392,6 +407,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace the outputs of an earlier run in the output folder (default: refuse to touch them)")
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     p.set_defaults(func=_track, prompt_items=[])
+
+    p = sub.add_parser(
+        "app",
+        help="a page in the browser to click on a video's objects, see their masks at once, track, correct and export",
+        description="Serves the page on the loopback address (127.0.0.1) and prints its address. Clicks and boxes on "
+        "any frame, several objects, tracking forward then backward with a progress bar, corrections on tracked "
+        "frames; the export writes masks, the overlay video and a prompts.json that 'vos track --prompts' replays to "
+        "the same masks. Errors (a video that cannot be read, a bad checkpoint) show on the page.",
+    )
+    p.add_argument("input", metavar="VIDEO", help="a video file or a folder of frames (another can be opened from the page)")
+    p.add_argument("--checkpoint", help="model checkpoint (file or official name); default: the embedded vos model")
+    _add_config_option(p)
+    p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
+    _add_precision_option(p)
+    p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000; 0: any free port)")
+    p.set_defaults(func=_app)
 
     p = sub.add_parser(
         "live",
