@@ -155,7 +155,9 @@ def _app(args: argparse.Namespace) -> int:
     def model(checkpoint: str | None):
         return load_model(checkpoint, config=args.config, image_size=args.image_size, device=args.device or "cpu")
 
-    app = App(model, args.input, args.checkpoint, precision=args.precision)
+    options = [str(o) for name, value in (("--config", args.config), ("--image-size", args.image_size))
+               if value is not None for o in (name, value)]
+    app = App(model, args.input, args.checkpoint, precision=args.precision, model_options=options)
     try:
         serve(app, args.port)
     except KeyboardInterrupt:

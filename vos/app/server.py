@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,11 +35,15 @@ class App:
     """The model and the session the server serves, and the error that stopped the last attempt to open one.
 
     ``load_model`` builds a model from a checkpoint name or path (``None``: the embedded model); a failed
-    open (an unreadable video, a bad checkpoint) keeps what was open before and says why."""
+    open (an unreadable video, a bad checkpoint) keeps what was open before and says why. ``model_options``
+    are the other ``vos track`` options that ``load_model`` applies (``--config``, ``--image-size``), for the
+    replay command an export shows."""
 
-    def __init__(self, load_model, video: str | None, checkpoint: str | None = None, precision: str = "float32") -> None:
+    def __init__(self, load_model, video: str | None, checkpoint: str | None = None, precision: str = "float32",
+                 model_options: list[str] | None = None) -> None:
         self._load_model = load_model
         self.precision = precision
+        self.model_options = list(model_options or [])
         self.session: Session | None = None
         self.checkpoint: str | None = None
         self.model = None
@@ -61,7 +66,8 @@ class App:
                 model = self._load_model(checkpoint)
             if not video:
                 raise FileNotFoundError("no video given: enter the path of a video file or a folder of frames")
-            session = Session(model, video, self.precision)
+            options = (["--checkpoint", checkpoint] if checkpoint else []) + self.model_options
+            session = Session(model, video, self.precision, " ".join(shlex.quote(o) for o in options))
             if self.session is not None:
                 self.session.close()
             self.session, self.model, self.checkpoint, self.error = session, model, checkpoint, None

@@ -10,6 +10,7 @@ so that they correct it; the next tracking run takes the corrected frame as a pr
 """
 from __future__ import annotations
 
+import shlex
 import threading
 import time
 import zlib
@@ -27,7 +28,7 @@ from ..errors import UnknownNameError
 from ..model import SAM2Model
 from ..prompts import MAX_PALETTE_ID, FramePrompt, Prompt, PromptError, write_prompt_file
 from ..results import FrameResult
-from ..track import TrackInterrupted, TrackOutputs, check_out_dir, check_request, frame_names, track_settings, track_video
+from ..track import TrackInterrupted, TrackOutputs, check_out_dir, check_request, track_settings, track_video
 from ..video_predictor import VideoPredictor
 
 KEEP_ENCODED = 8  # frames whose features stay cached: those the user is clicking on and around
@@ -91,8 +92,9 @@ class Candidates:
 class Session:
     """The state of the page for one video and model; every method is safe to call from any thread."""
 
-    def __init__(self, model: SAM2Model, video: str | Path, precision: str = "float32") -> None:
+    def __init__(self, model: SAM2Model, video: str | Path, precision: str = "float32", model_options: str = "") -> None:
         self.model = model
+        self.model_options = model_options  # how vos track is told of this model, for the replay command
         self.video = Path(video)
         self.settings = track_settings(precision)
         self.source = open_video(self.video)
@@ -106,7 +108,6 @@ class Session:
         self.num_frames = len(self.source)
         self.size: tuple[int, int] = tuple(self.source.size)
         self.fps = self.source.fps
-        self.names = frame_names(self.source)
         self.prompts: list[FramePrompt] = []
         self.objects: list[int] = []
         self.selected: int | None = None
@@ -132,11 +133,6 @@ class Session:
             held = dict(self.masks.get(index, {}))
         return {obj_id: m.unpack() for obj_id, m in held.items()}
 
-    def memory_bytes(self) -> int:
-        """Bytes held for the masks shown (the model's cached frame features aside)."""
-        with self._lock:
-            return sum(len(m.data) for frame in self.masks.values() for m in frame.values())
-
     def state(self) -> dict:
         """Everything the page draws, as JSON-ready values."""
         with self._lock:
@@ -148,7 +144,7 @@ class Session:
                               "ious": [round(iou, 3) for _, iou in c.items]}
             return {
                 "video": {"path": str(self.video), "frames": self.num_frames, "width": w, "height": h,
-                          "fps": self.fps, "names": [self.names[0], self.names[-1]]},
+                          "fps": self.fps},
                 "objects": [{"id": i, "colour": "#%02x%02x%02x" % colour(i),
                              "prompts": sum(p.obj_id == i for p in self.prompts)} for i in self.objects],
                 "selected": self.selected,
@@ -354,8 +350,10 @@ class Session:
         return outputs
 
     def replay_command(self, prompt_file: Path) -> str:
-        """The ``vos track`` command that writes the same masks (the model's options aside)."""
-        return f"vos track {self.video} --prompts {prompt_file} --precision {self.settings.precision}"
+        """The ``vos track`` command that writes the same masks."""
+        model = f" {self.model_options}" if self.model_options else ""
+        return f"vos track {shlex.quote(str(self.video))} --prompts {shlex.quote(str(prompt_file))}{model} " \
+               f"--precision {self.settings.precision}"
 
     def cancel(self) -> None:
         """Stop the running job after its current frame; what it did is kept."""
