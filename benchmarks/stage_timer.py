@@ -5,7 +5,7 @@ import time
 
 STAGES = {
     "image encoder": "encode_image",
-    "memory attention": "condition_on_memory",
+    "memory attention": "condition_on_memories",
     "decoder": "predict_masks",
     "memory encoder": "encode_memory",
 }

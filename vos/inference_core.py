@@ -180,6 +180,9 @@ class InferenceCore:
     def __init__(self, model: SAM2Model, settings: TrackerSettings | None = None, seekable: bool = True) -> None:
         self.model = model.eval()
         self.settings = settings or TrackerSettings()
+        if self.settings.precision != "float32" and not isinstance(model, torch.nn.Module):
+            raise ValueError(f"precision {self.settings.precision!r} runs the model under torch.autocast, which only "
+                             f"a PyTorch model follows; {type(model).__name__} computes in float32")
         self.seekable = seekable
 
     @property
@@ -474,35 +477,36 @@ def condition_on_selections(
     curr_pos = vision_pos.flatten(2).transpose(1, 2)
     fused_rows: dict[int, torch.Tensor] = {}
     for rows in groups.values():
-        memory, memory_pos, num_ptr = _memory_tokens(model, [selections[i] for i in rows])
+        memories, time_positions, pointers, pointer_times = _memory_inputs(model, [selections[i] for i in rows])
+        tokens = memories[0].numel() // memories.shape[2] + (0 if pointers is None else pointers[0].numel() // model.mem_dim)
         # Objects go through in batches whose projected memory keys stay cache-sized: 8 objects of hiera_t
         # at 512 px in one batch (60 MB of keys a layer) took 1.1-1.5x the time of one object at a time.
-        step = max(1, _BATCH_MEMORY_BYTES // (memory.shape[1] * c * 4))
+        step = max(1, _BATCH_MEMORY_BYTES // (tokens * c * 4))
         for start in range(0, len(rows), step):
             part = slice(start, start + step)
             b = len(rows[part])
-            fused = model.condition_on_memory(
-                curr.expand(b, -1, -1), curr_pos.expand(b, -1, -1), memory[part], memory_pos[part], num_ptr
+            fused = model.condition_on_memories(
+                curr.expand(b, -1, -1), curr_pos.expand(b, -1, -1), memories[part], time_positions,
+                None if pointers is None else pointers[part], pointer_times,
             )
             fused_rows.update(zip(rows[part], fused.transpose(0, 1).unbind(1)))
     tokens = torch.stack([fused_rows[i] for i in range(len(selections))], 1)  # (hw, B, C)
     return tokens.permute(1, 2, 0).view(len(selections), c, h, w)
 
 
-def _memory_tokens(model: SAM2Model, selections: list[Selection]) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Memories of selections sharing one signature -> ``memory, memory_pos (B, M, mem_dim)`` and the
-    number of trailing pointer tokens."""
+def _memory_inputs(
+    model: SAM2Model, selections: list[Selection]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Memories of selections sharing one signature, as :meth:`SAM2Model.condition_on_memories` takes them:
+    ``memories (B, F, mem_dim, ...)``, ``time_positions (F,)``, ``pointers (B, P, C)`` and their normalised
+    ``pointer_times (P,)`` (both ``None`` without pointers)."""
     first = selections[0]
     device = model.device
-    spatial_pos = model.memory_position(first.features[0])  # (tokens per frame, m)
-    memory = torch.stack(
-        [torch.cat([f.to(device).flatten(1).t() for f in sel.features]) for sel in selections]
-    ).float()
-    pos = torch.cat([spatial_pos + model.memory_time_encoding(t)[0] for t in first.time_positions])
-    memory_pos = pos[None].expand(len(selections), -1, -1)
+    memories = torch.stack([torch.stack([f.to(device) for f in sel.features]) for sel in selections]).float()
+    time_positions = torch.tensor(first.time_positions, device=device)
     if not first.pointers:
-        return memory, memory_pos, 0
+        return memories, time_positions, None, None
     pointers = torch.stack([torch.stack(sel.pointers) for sel in selections]).to(device)
-    positions = torch.tensor(first.pointer_positions)
-    tokens, token_pos = model.object_pointer_tokens(pointers, positions, first.max_pointers)
-    return torch.cat([memory, tokens], 1), torch.cat([memory_pos, token_pos], 1), tokens.shape[1]
+    scale = max(first.max_pointers - 1, 1)
+    pointer_times = torch.tensor(first.pointer_positions, device=device).float() / scale
+    return memories, time_positions, pointers, pointer_times

@@ -52,6 +52,14 @@ class HeadOutput:
     object_score: torch.Tensor
 
 
+def resize_mask_prompt(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Mask logits ``(B, 1, H', W')`` at the prompt encoder's ``size`` (bilinear, antialiased, as SAM 2 resizes
+    them); unchanged when already there."""
+    if tuple(mask.shape[-2:]) == tuple(size):
+        return mask
+    return F.interpolate(mask.float(), size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
 def _trunc_normal_parameter(*shape: int) -> nn.Parameter:
     p = nn.Parameter(torch.zeros(*shape))
     nn.init.trunc_normal_(p, std=0.02)
@@ -158,6 +166,40 @@ class SAM2Model(nn.Module):
         ``num_obj_ptr_tokens`` entries are object-pointer tokens -> ``(B, N, C)``."""
         return self.memory_attention(curr, curr_pos, memory, memory_pos, num_obj_ptr_tokens)
 
+    def condition_on_memories(
+        self,
+        curr: torch.Tensor,
+        curr_pos: torch.Tensor,
+        memories: torch.Tensor,
+        time_positions: torch.Tensor,
+        pointers: torch.Tensor | None = None,
+        pointer_times: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Condition ``curr, curr_pos (B, N, C)`` on memories as the memory bank selects them.
+
+        Args:
+            memories: ``(B, F, mem_dim, ...)`` the ``F`` memory frames of each object, each as
+                :meth:`encode_memory` returned it.
+            time_positions: ``(F,)`` integer temporal slot of each frame (0 = prompted, see
+                :meth:`memory_time_encoding`).
+            pointers: ``(B, P, C)`` object pointers, or ``None``.
+            pointer_times: ``(P,)`` float temporal distance of each pointer's frame, already divided by the
+                pointer budget minus one (as :meth:`object_pointer_tokens` divides it).
+        Returns:
+            ``(B, N, C)``. Only tensor operations on the inputs' shapes, so one exported graph serves any
+            number of objects, frames and pointers.
+        """
+        b, m = memories.shape[0], self.mem_dim
+        spatial_pos = self.memory_position(memories[0, 0])  # (T, m)
+        time_pos = self.maskmem_tpos_enc[self.num_maskmem - 1 - time_positions].reshape(-1, 1, m)  # (F, 1, m)
+        memory_pos = (spatial_pos[None] + time_pos).reshape(-1, m)[None].expand(b, -1, -1)
+        memory = memories.flatten(3).transpose(2, 3).reshape(b, -1, m)
+        num_ptr = 0
+        if pointers is not None:
+            tokens, token_pos = self._pointer_tokens(pointers, pointer_times)
+            memory, memory_pos, num_ptr = torch.cat([memory, tokens], 1), torch.cat([memory_pos, token_pos], 1), tokens.shape[1]
+        return self.condition_on_memory(curr, curr_pos, memory, memory_pos, num_ptr)
+
     def memory_position(self, features: torch.Tensor) -> torch.Tensor:
         """Position ``(T, mem_dim)`` of the ``T`` tokens of one memory ``features (mem_dim, ...)`` as
         :meth:`encode_memory` returns it: the map's sine encoding, or the perceiver's token positions."""
@@ -182,12 +224,16 @@ class SAM2Model(nn.Module):
         Returns:
             tokens and position encodings, both ``(B, P * C / mem_dim, mem_dim)``.
         """
+        scale = max(max_pointers - 1, 1)
+        return self._pointer_tokens(pointers, positions.to(self.device).float() / scale)
+
+    def _pointer_tokens(self, pointers: torch.Tensor, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`object_pointer_tokens` of pointers at normalised temporal distances ``times (P,)``."""
         b, p, c = pointers.shape
         m = self.mem_dim
         if self.config.add_tpos_enc_to_obj_ptrs:
             dim = c if self.config.proj_tpos_enc_in_obj_ptrs else m
-            scale = max(max_pointers - 1, 1)
-            pos = self.obj_ptr_tpos_proj(sine_1d(positions.to(self.device).float() / scale, dim))
+            pos = self.obj_ptr_tpos_proj(sine_1d(times, dim))
         else:
             pos = pointers.new_zeros(p, m)
         split = c // m
@@ -265,10 +311,8 @@ class SAM2Model(nn.Module):
             ``masks (B, M, 4h, 4w)`` logits, ``iou (B, M)``, the mask tokens and ``object_score (B, 1)``.
         """
         prompt = self.sam_prompt_encoder
-        if mask_inputs is not None and tuple(mask_inputs.shape[-2:]) != prompt.mask_input_size:
-            mask_inputs = F.interpolate(
-                mask_inputs.float(), size=prompt.mask_input_size, mode="bilinear", align_corners=False, antialias=True
-            )
+        if mask_inputs is not None:
+            mask_inputs = resize_mask_prompt(mask_inputs, prompt.mask_input_size)
         points = None if point_coords is None else (point_coords, point_labels)
         sparse, dense = prompt(points, None, mask_inputs)
         return self.sam_mask_decoder(
@@ -317,6 +361,12 @@ class SAM2Model(nn.Module):
             ``(B, mem_dim, T)`` latent tokens and their positions instead.
         """
         mask = (high_res_mask_logits > 0).float() if binarize else torch.sigmoid(high_res_mask_logits)
+        return self._memory_from_mask(pix_feat, mask, object_score)
+
+    def _memory_from_mask(
+        self, pix_feat: torch.Tensor, mask: torch.Tensor, object_score: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`encode_memory` of a mask already squashed into ``[0, 1]``."""
         mask = mask * self.config.sigmoid_scale_for_mem_enc + self.config.sigmoid_bias_for_mem_enc
         # The official token layout reaches the convolutions as plain NCHW; channels-last input takes
         # another kernel that rounds differently, and memories are stored in bfloat16, where that shows.
