@@ -29,7 +29,7 @@ def _calls(module: str) -> set[str]:
 
 def test_front_ends_leave_every_per_frame_decision_to_the_core():
     decisions = {"track", "prompt", "encode_prompted", "remember", "add", "prune", "select", "predict_masks",
-                 "encode_memory", "mask_as_output", "condition_on_memory"}
+                 "encode_memory", "mask_as_output", "condition_on_memory", "condition_on_memories"}
     for module in ("vos/video_predictor.py", "vos/live.py"):
         assert not _calls(module) & decisions, module
         assert "step" in _calls(module), module

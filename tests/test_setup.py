@@ -1,5 +1,5 @@
 """The README's set-up is what CI runs: every command of its set-up block (but the demo) appears in .ci/run,
-and the test installer brings pytest and the oracles."""
+and the test installer brings pytest, the ONNX extra and the oracles."""
 from __future__ import annotations
 
 import re
@@ -29,8 +29,9 @@ def test_ci_runs_the_readme_setup_commands():
 def test_the_test_installer_brings_pytest_and_every_oracle():
     script = (ROOT / "scripts" / "install-tests").read_text()
     assert (ROOT / "scripts" / "install-tests").stat().st_mode & 0o111  # executable, as the README runs it
-    assert 'pip install -e ".[test]"' in script
+    assert 'pip install -e ".[test,onnx]"' in script  # the ONNX tests need the onnx extra
     for oracle in ("sam2==1.1.0", "edgetam-dimos==1.0.1", "efficient-track-anything==1.0"):
         assert oracle in script
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert re.search(r'^test = \[.*"pytest', pyproject, re.M)
+    assert re.search(r'^onnx = \[.*"onnxruntime', pyproject, re.M)

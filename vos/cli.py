@@ -127,7 +127,6 @@ def _track(args: argparse.Namespace) -> int:
         return _track_everything(args)
     from pathlib import Path
 
-    from . import load_model
     from .track import check_out_dir, check_request, track_settings, track_video
 
     prompts = _cli_prompts(args)
@@ -135,7 +134,7 @@ def _track(args: argparse.Namespace) -> int:
     # Everything that needs neither the model nor the video is checked before either is loaded.
     check_request(prompts, args.masks)
     check_out_dir(out, args.overwrite)
-    model = load_model(args.checkpoint, config=args.config, image_size=args.image_size, device=args.device or "cpu")
+    model = _tracking_model(args)
     settings = track_settings(args.precision)
     result = track_video(model, args.input, prompts, out, overlay=not args.no_video, masks=args.masks,
                          settings=settings, overwrite=args.overwrite)
@@ -171,7 +170,6 @@ def _live(args: argparse.Namespace) -> int:
     from streams import Backoff, open_live
     from streams.network import is_network_url
 
-    from . import load_model
     from .inference_core import TrackerSettings
     from .live_job import run_live
 
@@ -179,7 +177,7 @@ def _live(args: argparse.Namespace) -> int:
     if args.out and Path(args.out).is_dir():
         raise IsADirectoryError(f"--out {args.out} is a folder; 'vos live --out' names the video file to write "
                                 "(e.g. live.mp4)")
-    model = load_model(args.checkpoint, config=args.config, image_size=args.image_size, device=args.device or "cpu")
+    model = _tracking_model(args)
     log = lambda message: print(message, flush=True)  # noqa: E731
     options = {"backoff": Backoff(max_attempts=args.max_reconnects), "on_event": log}
     if args.transport:
@@ -200,6 +198,57 @@ def _live(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tracking_model(args: argparse.Namespace):
+    """The model 'vos track' and 'vos live' run: PyTorch's (--checkpoint ...), or an ONNX export's on ONNX
+    Runtime (--runtime onnx DIR), which defines the model itself."""
+    from . import load_model
+
+    kind, folder = args.runtime
+    if kind == "torch":
+        return load_model(args.checkpoint, config=args.config, image_size=args.image_size, device=args.device or "cpu")
+    given = [name for name, value in (("--checkpoint", args.checkpoint), ("--config", args.config),
+                                      ("--image-size", args.image_size)) if value is not None]
+    if given:
+        raise ValueError(f"--runtime onnx runs the model exported in {folder}; {', '.join(given)} cannot change it "
+                         "(export the model you want: vos export MODEL --onnx DIR)")
+    if args.precision != "float32":
+        raise ValueError(f"--runtime onnx computes in float32; --precision {args.precision} is for the PyTorch runtime")
+    if args.device not in (None, "cpu"):
+        raise ValueError(f"--runtime onnx runs on the CPU (ONNX Runtime's CPU execution provider), not --device {args.device}")
+    if args.everything:
+        raise ValueError("--everything needs the automatic mask generator, which is not exported: use the PyTorch runtime")
+    from .onnx_runtime import OnnxModel
+
+    return OnnxModel(folder)
+
+
+class _RuntimeAction(argparse.Action):
+    """``--runtime torch`` or ``--runtime onnx DIR``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values == ["torch"]:
+            namespace.runtime = ("torch", None)
+        elif len(values) == 2 and values[0] == "onnx":
+            namespace.runtime = ("onnx", values[1])
+        else:
+            parser.error(f"--runtime takes 'torch' or 'onnx DIR' (a folder written by vos export MODEL --onnx DIR), "
+                         f"not {' '.join(values)!r}")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from . import load_model
+    from .onnx_export import OPSET, export_model
+
+    model = load_model(args.checkpoint, config=args.config, image_size=args.image_size)
+    source = args.checkpoint or "the embedded vos model"
+    print(f"exporting {model.config.name} at {model.config.image_size} px to ONNX (opset {args.opset or OPSET}) ...",
+          flush=True)
+    path = export_model(model, args.onnx, opset=args.opset or OPSET, overwrite=args.overwrite, source=source,
+                        log=lambda line: print(line, flush=True))
+    print(f"wrote {path}; run it with: vos track VIDEO --runtime onnx {args.onnx} ...")
+    return 0
+
+
 def _everything_settings(args: argparse.Namespace):
     """The --everything options as settings, or None without --everything."""
     if not args.everything:
@@ -213,7 +262,6 @@ def _everything_settings(args: argparse.Namespace):
 def _track_everything(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from . import load_model
     from .everything import track_everything
     from .inference_core import TrackerSettings
     from .track import check_out_dir
@@ -222,7 +270,7 @@ def _track_everything(args: argparse.Namespace) -> int:
         raise ValueError("--everything finds the objects itself: give no --point, --box, --mask or --prompts with it")
     out = Path(args.out or Path("vos-out") / Path(args.input).stem)
     check_out_dir(out, args.overwrite)
-    model = load_model(args.checkpoint, config=args.config, image_size=args.image_size, device=args.device or "cpu")
+    model = _tracking_model(args)
     settings = TrackerSettings.official(keep_history=False, precision=args.precision)
     frames, found = track_everything(model, args.input, out, settings=_everything_settings(args),
                                      overlay=not args.no_video, masks=args.masks, tracker_settings=settings,
@@ -339,6 +387,9 @@ def _add_prompt_options(p: argparse.ArgumentParser, live: bool) -> None:
     _add_config_option(p)
     p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
     _add_precision_option(p)
+    p.add_argument("--runtime", nargs="+", action=_RuntimeAction, default=("torch", None), metavar="torch|onnx DIR",
+                   help="torch (default): PyTorch; 'onnx DIR': the ONNX graphs written by 'vos export MODEL --onnx DIR', "
+                   "on ONNX Runtime's CPU execution provider (float32; needs pip install \"vos[onnx]\")")
 
 
 def _add_config_option(p: argparse.ArgumentParser) -> None:
@@ -426,6 +477,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000; 0: any free port)")
     p.set_defaults(func=_app)
+
+    p = sub.add_parser(
+        "export",
+        help="export a model to ONNX: one graph per stage and a manifest, to run with --runtime onnx or from any "
+        "ONNX Runtime program",
+        description="Writes DIR/image_encoder.onnx, memory_attention.onnx (and without_memory.onnx), mask_decoder.onnx "
+        "(and mask_as_output.onnx), memory_encoder.onnx and manifest.json (the config, the opset, every graph's "
+        "inputs and outputs). Objects, memory frames, object pointers and points are dynamic axes. Each graph is "
+        "checked against PyTorch with ONNX Runtime as it is written. Needs pip install \"vos[onnx]\".",
+    )
+    p.add_argument("checkpoint", nargs="?", default=None, metavar="MODEL",
+                   help="checkpoint file or official name (e.g. sam2.1_hiera_tiny); default: the embedded vos model")
+    _add_config_option(p)
+    p.add_argument("--image-size", type=int, default=None, help="input size to export at (default: the checkpoint's)")
+    p.add_argument("--onnx", required=True, metavar="DIR", help="the folder to write the graphs and manifest.json to")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export in DIR")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser(
         "live",
@@ -546,6 +615,7 @@ def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .errors import UnknownNameError
     from .hub import DownloadError
+    from .onnx_export import OnnxExtraMissing
     from .track import TrackError
 
     try:
@@ -555,7 +625,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     # Only errors that describe the user's input or the machine's state; any other KeyError is a bug and
     # keeps its traceback.
-    except (OSError, CheckpointError, DownloadError, UnknownNameError, ValueError, SourceError, TrackError) as exc:
+    except (OSError, CheckpointError, DownloadError, UnknownNameError, ValueError, SourceError, TrackError,
+            OnnxExtraMissing) as exc:
         print(f"vos {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
 
