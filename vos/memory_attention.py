@@ -104,12 +104,17 @@ class RoPEAttention(Attention):
                 raise ValueError(f"{n_rope} rotary keys do not tile {n_q} queries")
             # Each memory frame's keys rotate as if it were the current frame: broadcast over frames
             # rather than tiling the rotation, whose size would grow with the memory. Rotated keys and
-            # the unrotated pointer keys go straight into one tensor (no concatenation copy).
-            keys = k.new_empty(k.shape)
+            # the unrotated pointer keys go straight into one tensor (no concatenation copy), but in an
+            # exported graph, where writes into views become scatters.
             frames = (n_rope // n_q, n_q)
-            apply_rope(k[:, :, :n_rope].unflatten(2, frames), cos, sin, out=keys[:, :, :n_rope].unflatten(2, frames))
-            keys[:, :, n_rope:] = k[:, :, n_rope:]
-            k = keys
+            if torch.compiler.is_exporting():
+                rotated = apply_rope(k[:, :, :n_rope].unflatten(2, frames), cos, sin).flatten(2, 3)
+                k = torch.cat([rotated, k[:, :, n_rope:]], dim=2)
+            else:
+                keys = k.new_empty(k.shape)
+                apply_rope(k[:, :, :n_rope].unflatten(2, frames), cos, sin, out=keys[:, :, :n_rope].unflatten(2, frames))
+                keys[:, :, n_rope:] = k[:, :, n_rope:]
+                k = keys
         # As officially, a single memory frame (a prompted first frame) is attended in full.
         if self.pool is not None and n_rope > n_q:
             return self._attend_pooled(q, k, v, n_rope)

@@ -84,6 +84,10 @@ class OnnxModel:
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
+        # By default ONNX Runtime's threads spin after each run, taking the cores from the PyTorch work between
+        # graphs (decoding, resizing, the tracker's bookkeeping): 6.4 fps instead of 19.7 for the embedded model
+        # on 2 cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         graphs = self.manifest.get("graphs", {})
         self.sessions = {}
         for name, spec in self.specs.items():

@@ -99,9 +99,11 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, out: torch
     ``out`` (same shape, may be a view into a larger tensor) when given.
 
     Plain real products and sums on purpose: PyTorch's vectorised complex product rounds some elements
-    differently depending on memory alignment, which made identical runs differ in the last bit."""
-    if x.dtype != torch.float32 or (torch.is_grad_enabled() and x.requires_grad):
-        # Other dtypes rotate in float32 and round once; autograd cannot follow writes into ``out=``.
+    differently depending on memory alignment, which made identical runs differ in the last bit (and complex
+    numbers do not export to ONNX)."""
+    if x.dtype != torch.float32 or (torch.is_grad_enabled() and x.requires_grad) or torch.compiler.is_exporting():
+        # Other dtypes rotate in float32 and round once; autograd cannot follow writes into ``out=``, and an
+        # exported graph would turn them into scatters (ONNX has no writes into views).
         pairs = x.float().unflatten(-1, (-1, 2))
         real, imag = pairs[..., 0], pairs[..., 1]
         rotated = torch.stack((real * cos - imag * sin, real * sin + imag * cos), dim=-1).flatten(-2).to(x.dtype)
