@@ -3,7 +3,7 @@ through the public entry points (VideoPredictor, LiveTracker, vos track) on both
 exports that do not match their manifest and of inputs outside what a graph takes.
 
 Both models are exported once per module through `vos export`: the embedded model, and SAM 2.1 hiera_t with
-random weights in the official checkpoint format at 256 px."""
+random weights in the official checkpoint format at 256 px; SAM 2.0's flags on a tiny config."""
 from __future__ import annotations
 
 import json
@@ -18,6 +18,7 @@ import torch
 from evaluation.masks import read_index_png
 from oracle_free import random_state_dict, set_presence
 from test_live_streams import rtsp  # noqa: F401 (the RTSP server on loopback, a fixture)
+from tiny import tiny_config
 from videos import moving_shapes, write_jpegs
 from vos import load_model
 from vos.cli import main
@@ -203,6 +204,18 @@ def _assert_same_results(ours, theirs):
 def test_video_predictor_on_onnx_runtime_gives_pytorchs_masks(exported, onnx_model, clip):
     _, model, _ = exported
     _assert_same_results(_offline_run(model, clip), _offline_run(onnx_model, clip))
+
+
+def test_sam2_0_models_export_and_track_too(clip, tmp_path):
+    """SAM 2.0's flags (no temporal encoding of pointers, no no-object embedding in memories) on a tiny config:
+    the graphs hold the other branches."""
+    flags = dict(no_obj_embed_spatial=False, add_tpos_enc_to_obj_ptrs=False, proj_tpos_enc_in_obj_ptrs=False,
+                 use_signed_tpos_enc_to_obj_ptrs=False)
+    model = SAM2Model(tiny_config(image_size=64, **flags)).eval()
+    model.load_state_dict(random_state_dict(model.state_dict(), seed=3))
+    set_presence(model, 2.0)
+    export_model(model, tmp_path / "export")
+    _assert_same_results(_offline_run(model, clip), _offline_run(OnnxModel(tmp_path / "export"), clip))
 
 
 def test_live_tracker_on_onnx_runtime_gives_pytorchs_masks(embedded):
