@@ -1,6 +1,8 @@
 """Fast mode: the trackers under bfloat16 autocast give float32 outputs and the masks of exact mode."""
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -33,12 +35,16 @@ def test_bfloat16_tracks_like_float32(clip):
     inter = [int((e.masks[0] & f.masks[0]).sum()) for e, f in zip(exact, fast)]
     union = [int((e.masks[0] | f.masks[0]).sum()) for e, f in zip(exact, fast)]
     assert exact[-1].masks[0].any()  # something is tracked, so the comparison means something
-    # bf16 moves boundary pixels. Over the clip the masks agree at IoU 0.97 or better; on a frame where the
-    # object is large the IoU stays above 0.9, and where the tracked mask has shrunk to a few pixels (the
-    # embedded weights of issue 21 lose it late in this clip, in both modes) at most a handful of pixels move.
+    # bf16 moves boundary pixels: over the clip the masks agree at IoU 0.97 or better, and on every frame
+    # what differs lies within 2 pixels of exact mode's boundary but for a handful of pixels. Per-frame IoU
+    # says little here: the embedded weights shrink the object to 100 pixels and fewer late in this clip (in
+    # both modes), where 11 boundary pixels (seen on an AVX-512 BF16 CPU) are an IoU of 0.9.
     assert sum(inter) / sum(union) >= 0.97, (inter, union)
-    for i, u in zip(inter, union):
-        assert (i / u >= 0.9) if u >= 100 else (u - i <= 5), (inter, union)
+    kernel = np.ones((3, 3), np.uint8)
+    for e, f in zip(exact, fast):
+        mask = e.masks[0].astype(np.uint8)
+        band = (cv2.dilate(mask, kernel, iterations=2) - cv2.erode(mask, kernel, iterations=2)).astype(bool)
+        assert int(((e.masks[0] ^ f.masks[0]) & ~band).sum()) <= 5, (e.frame_idx, inter, union)
     assert not all(torch.equal(e.logits, f.logits) for e, f in zip(exact, fast))  # autocast really ran
 
 
