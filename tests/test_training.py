@@ -10,7 +10,7 @@ import torch
 from streams.masks import write_palette_png
 from tiny import tiny_config
 from videos import write_jpegs
-from vos.checkpoint import read_checkpoint, save_model
+from vos.checkpoint import read_checkpoint, save_model, training_history
 from vos.cli import main
 from vos.model import HeadOutput, SAM2Model
 from vos.train.clips import ClipSampler, ClipSettings, DavisVideos
@@ -165,6 +165,22 @@ def test_training_resumes_exactly(tmp_path):
     assert config == resumed.config
 
 
+def test_resume_keeps_the_checkpoints_lineage_not_the_new_processs_start(tmp_path):
+    torch.manual_seed(0)
+    model = SAM2Model(tiny_config(image_size=64))
+    sampler = ClipSampler(64, None, ClipSettings(num_frames=3, max_objects=2))
+    settings = TrainSettings(steps=4, warmup=2, checkpoint_every=2, seed=7)
+    first = Trainer(model, sampler, tmp_path, TrainSettings(steps=2, warmup=2, checkpoint_every=2, seed=7),
+                    lineage=[{"from": "stage-1.pt"}])
+    first.run(progress=False)
+    again = Trainer(SAM2Model(tiny_config(image_size=64)), sampler, tmp_path, settings,
+                    lineage=[{"from": "somewhere-else.pt"}])
+    assert again.resume()
+    again.run(progress=False)
+    history = training_history(tmp_path / "model.pt")
+    assert history[0] == {"from": "stage-1.pt"} and len(history) == 2 and history[1]["steps_done"] == 4
+
+
 def test_resume_reads_a_config_stored_before_a_field_existed_and_refuses_another(tmp_path):
     torch.manual_seed(0)
     model = SAM2Model(tiny_config(image_size=64))
@@ -317,8 +333,6 @@ def test_vos_train_on_composites_from_an_image_set(tmp_path):
 
 
 def test_trained_weights_carry_their_lineage_and_a_further_run_extends_it(tmp_path, capsys):
-    from vos.checkpoint import training_history
-
     first = tmp_path / "first"
     args = ["train", "--out", str(first), "--config", "vos_small", "--image-size", "64", "--num-frames", "2",
             "--steps", "2", "--checkpoint-every", "2"]

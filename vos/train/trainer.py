@@ -128,6 +128,8 @@ class Trainer:
         self.model.load_state_dict(data["model"])
         self.optimizer.load_state_dict(data["optimizer"])
         self.step = int(data["step"])
+        # The weights' past is the checkpoint's, whatever this process was told to start from.
+        self.lineage = list(data.get("training", [])[:-1])
         return True
 
     # ------------------------------------------------------------------ loop
