@@ -308,6 +308,18 @@ def test_a_manifest_that_claims_another_config_is_refused(embedded, copy_of):
         OnnxModel(folder)
 
 
+@pytest.mark.parametrize("change", [{"num_maskmem": 3}, {"use_signed_tpos_enc_to_obj_ptrs": False},
+                                    {"multimask_output_in_sam": False}])
+def test_graphs_exported_from_another_config_than_the_manifest_claims_are_refused(embedded, copy_of, change):
+    folder = copy_of()
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["config"].update(change)
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(OnnxExportError, match=r"\.onnx was exported from another model config than the one "
+                                              r".*manifest\.json claims"):
+        OnnxModel(folder)
+
+
 @torch.no_grad()
 def test_inputs_outside_what_a_graph_takes_are_refused_naming_the_input(embedded, clip):
     _, model, folder = embedded
@@ -323,6 +335,14 @@ def test_inputs_outside_what_a_graph_takes_are_refused_naming_the_input(embedded
                                           x["time_positions"])
     with pytest.raises(OnnxExportError, match=r"'time_positions' holds \[0, 7\]; the model has temporal slots 0-6"):
         onnx_model.condition_on_memories(x["curr"], x["curr_pos"], x["memories"][:, :2], torch.tensor([0, 7]))
+    with pytest.raises(OnnxExportError, match=r"memory_attention\.onnx: input 'memories' has 0 frames; the graph "
+                                              r"takes at least 1"):
+        onnx_model.condition_on_memories(x["curr"], x["curr_pos"], x["memories"][:, :0], x["time_positions"][:0])
+    d = example_inputs(graph_specs(model.config)["mask_decoder"], model.config)
+    with pytest.raises(OnnxExportError, match=r"mask_decoder\.onnx: input 'point_labels' takes int32 values, not "
+                                              r"torch\.float32"):
+        onnx_model.predict_masks(d["image_embed"], [d["high_res_feats_0"], d["high_res_feats_1"]], d["point_coords"],
+                                 d["point_labels"].float() + 0.7)
     with pytest.raises(ValueError, match="precision 'bfloat16' runs the model under torch.autocast"):
         VideoPredictor(onnx_model, clip, TrackerSettings(precision="bfloat16"))
 
@@ -353,20 +373,40 @@ def test_missing_onnx_packages_name_the_extra(embedded, tmp_path, monkeypatch, c
     assert not (tmp_path / "x").exists()
 
 
-def test_an_interrupted_export_leaves_no_manifest(embedded, copy_of, monkeypatch):
-    _, model, _ = embedded
+def test_a_failed_or_interrupted_export_changes_nothing(embedded, copy_of, tmp_path, monkeypatch, capsys):
+    args, model, _ = embedded
     folder = copy_of()
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
     import vos.onnx_export as onnx_export
 
-    def fail(*args, **kwargs):
-        raise KeyboardInterrupt
+    calls = []
 
-    monkeypatch.setattr(onnx_export, "_export_graph", fail)
+    def interrupted(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:  # two graphs already written
+            raise KeyboardInterrupt
+        return export_graph(*a, **k)
+
+    export_graph = onnx_export._export_graph
+    monkeypatch.setattr(onnx_export, "_export_graph", interrupted)
     with pytest.raises(KeyboardInterrupt):
         export_model(model, folder, overwrite=True)
-    assert not (folder / MANIFEST).exists() and not list(folder.glob(".*"))
-    with pytest.raises(OnnxExportError, match="not a complete ONNX export"):
-        OnnxModel(folder)
+    # The previous export is whole and usable; no temporary folder is left behind.
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    OnnxModel(folder)
+
+    def broken(*a, **k):
+        raise RuntimeError("Failed to convert the exported program to an ONNX model\nlong details")
+
+    monkeypatch.setattr(onnx_export, "_export_graph", broken)
+    assert main(["export", *args, "--onnx", str(folder), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "image_encoder.onnx: the ONNX exporter failed" in err and "Failed to convert" in err
+    assert "long details" not in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert main(["export", *args, "--onnx", str(tmp_path / "new")]) == 2
+    assert not (tmp_path / "new" / MANIFEST).exists() and not list((tmp_path / "new").iterdir())
+    capsys.readouterr()
 
 
 def test_families_without_graphs_are_refused_before_anything_is_written():

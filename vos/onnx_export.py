@@ -21,6 +21,8 @@ import hashlib
 import importlib
 import json
 import os
+import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +38,25 @@ from .model import NO_OBJ_SCORE, SAM2Model
 OPSET = 18
 MANIFEST = "manifest.json"
 FORMAT = "vos-onnx"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Each graph carries the sha256 of the config it was exported from, so that a manifest edited to claim
+# another config (another num_maskmem, another pointer encoding) is refused although its graphs are intact.
+CONFIG_KEY = "vos.config_sha256"
 
 # Dynamic axes, by the name graphs and the manifest give them; the smallest size each takes.
 DYNAMIC_AXES = {"objects": 1, "frames": 1, "pointers": 0, "points": 1}
 # Sizes of the dynamic axes in the inputs traced and checked at export (the exporter wants sizes of at least
 # 2 for an axis to stay dynamic).
 _EXAMPLE_SIZES = {"objects": 2, "frames": 3, "pointers": 3, "points": 3}
+
+
+class OnnxExportError(ValueError):
+    """An export that failed, an exported folder that does not hold what its manifest says, or an input a
+    graph cannot take."""
+
+
+def config_digest(config: ModelConfig) -> str:
+    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()
 
 
 class OnnxExtraMissing(ImportError):
@@ -267,15 +281,14 @@ def export_model(
 ) -> Path:
     """Write ``model``'s graphs and ``manifest.json`` into ``out_dir``; returns the manifest's path.
 
-    Every file is written atomically, the manifest last: a folder whose export was interrupted has no
-    manifest (with ``overwrite``, the previous one is removed first), and loading it says so. Each graph is
-    run by ONNX Runtime on example inputs and compared with the PyTorch model before the manifest lists it;
-    a graph off by more than float rounding (1e-4 of the outputs' scale) stops the export. ``log`` is called
-    with a line per graph.
+    The graphs and the manifest are written into a hidden folder inside ``out_dir`` and moved into place
+    only once all of them are written and checked, the manifest last: an export that fails or is interrupted
+    leaves ``out_dir`` as it was (with ``overwrite``, the previous export stays usable). Each graph is run
+    by ONNX Runtime on example inputs and compared with the PyTorch model; a graph off by more than float
+    rounding (1e-4 of the outputs' scale), or an exporter failure, stops the export with an
+    :class:`OnnxExportError`. ``log`` is called with a line per graph.
     """
-    from streams.files import atomic_write
-
-    require("onnx")
+    onnx = require("onnx")
     require("onnxscript")
     ort = require("onnxruntime")
     config = model.config
@@ -289,23 +302,45 @@ def export_model(
         raise FileExistsError(f"{out} already holds an export ({', '.join(previous)}); nothing was changed: choose "
                               "another folder, or replace it (--overwrite)")
     out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).unlink(missing_ok=True)  # from here on the folder is an incomplete export until the end
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=".export-"))
+    try:
+        manifest = _export_into(staging, onnx, ort, model, specs, opset, source, log)
+        # Only renames from here on, within one folder: the old export is replaced as a whole or not at all
+        # (a crash between them leaves no manifest, which loading reports).
+        (out / MANIFEST).unlink(missing_ok=True)
+        for spec in specs.values():
+            os.replace(staging / spec.file, out / spec.file)
+        os.replace(manifest, out / MANIFEST)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out / MANIFEST
 
+
+def _export_into(folder: Path, onnx, ort, model: SAM2Model, specs: dict, opset: int, source: str | None, log) -> Path:
+    config = model.config
     # A private float32 copy on the CPU with plain PyTorch kernels: the user's model is left as it was.
     private = SAM2Model(config)
     private.load_state_dict(model.state_dict())
     model = use_packed_kernels(private.eval(), False)
+    digest_of_config = config_digest(config)
     graphs = {}
     for name, spec in specs.items():
         module = _MODULES[name](model).eval()
         inputs = example_inputs(spec, config)
-        path = out / spec.file
-        atomic_write(path, lambda tmp: _export_graph(module, spec, inputs, tmp, opset), suffix=".tmp.onnx")
+        path = folder / spec.file
+        try:
+            _export_graph(module, spec, inputs, path, opset)
+        except Exception as exc:  # the exporter raises many types; the user needs the graph and the reason
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise OnnxExportError(f"{spec.file}: the ONNX exporter failed on {config.name} ({reason}); nothing "
+                                  "was changed in the output folder") from exc
+        graph = onnx.load(str(path))
+        onnx.helper.set_model_props(graph, {CONFIG_KEY: digest_of_config})
+        onnx.save(graph, str(path))
         diff = _check_graph(ort, module, spec, inputs, path)
-        digest = sha256(path)
-        graphs[name] = {**spec.to_dict(), "sha256": digest, "max_abs_diff_vs_torch": diff}
+        graphs[name] = {**spec.to_dict(), "sha256": sha256(path), "max_abs_diff_vs_torch": diff}
         if log:
-            log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; outputs within {diff:.1e} of PyTorch)")
+            log(f"{spec.file}: {path.stat().st_size / 1e6:.1f} MB; outputs within {diff:.1e} of PyTorch")
     import vos
 
     manifest = {
@@ -325,8 +360,8 @@ def export_model(
         "config": config.to_dict(),
         "graphs": graphs,
     }
-    path = out / MANIFEST
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1) + "\n"))
+    path = folder / MANIFEST
+    path.write_text(json.dumps(manifest, indent=1) + "\n")
     return path
 
 
@@ -352,7 +387,7 @@ def _check_graph(ort, module: nn.Module, spec: GraphSpec, inputs: dict[str, torc
     got = [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()]
     want = [t.name for t in spec.inputs], [t.name for t in spec.outputs]
     if got != want:
-        raise RuntimeError(f"{path.name}: the exporter produced inputs {got[0]} and outputs {got[1]}, not {want}")
+        raise OnnxExportError(f"{path.name}: the exporter produced inputs {got[0]} and outputs {got[1]}, not {want}")
     with torch.no_grad():
         expected = module(*inputs.values())
     expected = expected if isinstance(expected, tuple) else (expected,)
@@ -360,7 +395,7 @@ def _check_graph(ort, module: nn.Module, spec: GraphSpec, inputs: dict[str, torc
     diff = max(float((e - torch.from_numpy(a)).abs().max()) for e, a in zip(expected, actual))
     scale = max(1.0, *(float(e.abs().max()) for e in expected))
     if not diff <= 1e-4 * scale:  # also NaN
-        raise RuntimeError(f"{path.name}: ONNX Runtime's outputs differ from PyTorch's by {diff:.3g} (outputs up to "
+        raise OnnxExportError(f"{path.name}: ONNX Runtime's outputs differ from PyTorch's by {diff:.3g} (outputs up to "
                            f"{scale:.3g}): the exporter changed the computation; the export stopped here")
     return diff
 

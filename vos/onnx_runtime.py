@@ -25,15 +25,12 @@ import torch.nn.functional as F
 from .config import ModelConfig
 from .image_encoder import ImageFeatures
 from .model import HeadOutput, SAM2Model, resize_mask_prompt
-from .onnx_export import FORMAT, FORMAT_VERSION, MANIFEST, GraphSpec, TensorSpec, graph_specs, require, sha256
+from .onnx_export import (CONFIG_KEY, DYNAMIC_AXES, FORMAT, FORMAT_VERSION, MANIFEST, GraphSpec, OnnxExportError,
+                          TensorSpec, config_digest, graph_specs, require, sha256)
 from .position_encoding import SinePositionEncoding
 
 _NUMPY_DTYPES = {"float32": np.float32, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(bool)": "bool"}
-
-
-class OnnxExportError(ValueError):
-    """An exported folder that does not hold what its manifest says, or an input a graph cannot take."""
 
 
 def read_manifest(folder: str | os.PathLike) -> dict:
@@ -107,6 +104,9 @@ class OnnxModel:
             except Exception as exc:  # ONNX Runtime raises its own types for unreadable graphs
                 raise OnnxExportError(f"{path}: ONNX Runtime cannot load it: {exc}") from None
             _check_session(session, spec, path, self._model_name)
+            if session.get_modelmeta().custom_metadata_map.get(CONFIG_KEY) != config_digest(self.config):
+                raise OnnxExportError(f"{path} was exported from another model config than the one {where} claims "
+                                      f"({self._model_name}): export the model again")
             self.sessions[name] = session
 
     # ------------------------------------------------------------------ what the trackers read
@@ -193,7 +193,7 @@ class OnnxModel:
             mask_input, has_mask = resize_mask_prompt(mask_inputs, size), True
         masks, iou_all, iou, low, high, obj_ptr, score = self._run(
             "mask_decoder", image_embed=features, **self._high_res(high_res_features), point_coords=point_coords,
-            point_labels=point_labels.int(), mask_input=mask_input, has_mask_input=torch.tensor(has_mask),
+            point_labels=point_labels, mask_input=mask_input, has_mask_input=torch.tensor(has_mask),
             multimask_output=torch.tensor(multimask_output),
         )
         if not multimask_output:
@@ -236,6 +236,8 @@ class OnnxModel:
             x = inputs[t.name].detach()
             if x.device.type != "cpu":
                 x = x.cpu()
+            if x.is_floating_point() and t.dtype != "float32":
+                raise OnnxExportError(f"{spec.file}: input {t.name!r} takes {t.dtype} values, not {x.dtype}")
             array = np.asarray(x.numpy(), dtype=_NUMPY_DTYPES[t.dtype], order="C")
             _check_input(spec, t, array.shape, sizes, self._model_name)
             feed[t.name] = array
@@ -248,6 +250,9 @@ def _check_input(spec: GraphSpec, t: TensorSpec, shape: tuple[int, ...], sizes: 
     for got, want in zip(shape, t.shape) if ok else ():
         if isinstance(want, int):
             ok = ok and got == want
+        elif got < DYNAMIC_AXES[want]:
+            raise OnnxExportError(f"{spec.file}: input {t.name!r} has {got} {want}; the graph takes at least "
+                                  f"{DYNAMIC_AXES[want]}")
         elif want not in sizes:
             sizes[want] = (got, t.name)
         elif sizes[want][0] != got:
