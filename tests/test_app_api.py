@@ -110,6 +110,47 @@ def test_errors_are_answered_and_the_server_stays_up(video, model, tmp_path):
         status, answer = client.post("/api/open", {"video": str(tmp_path / "missing.mp4")})
         assert status == 400 and "no such video file" in answer["error"]
         assert client.state()["video"]["frames"] == 10  # the open video stays
+        status, answer = client.post("/api/open", {"video": "rtsp://admin:s3cret@10.0.0.5/stream"})
+        assert status == 400 and "opens video files and folders of frames" in answer["error"]
+        assert "s3cret" not in answer["error"] and "10.0.0.5/stream" in answer["error"]
+
+
+def test_the_checkpoint_stays_until_changed_and_image_addresses_differ_between_servers(video, model):
+    loads = []
+
+    def load(checkpoint):
+        loads.append(checkpoint)
+        return model
+
+    with running_app(video, load, checkpoint="sam2.1_hiera_tiny") as client:
+        first = client.state()
+        assert first["checkpoint"] == "sam2.1_hiera_tiny"  # the page fills its field with it
+        state = client.ok("/api/open", {"video": str(video), "checkpoint": "sam2.1_hiera_tiny"})
+        assert loads == ["sam2.1_hiera_tiny"] and state["opened"] != first["opened"]
+        state = client.ok("/api/open", {"video": str(video), "checkpoint": ""})  # an empty field: the embedded model
+        assert loads == ["sam2.1_hiera_tiny", None] and state["checkpoint"] is None
+    with running_app(video, load) as client:
+        # A restarted server's first video must not reuse the images the browser cached from the last one.
+        assert client.state()["opened"] != first["opened"]
+
+
+def test_an_export_never_replaces_an_earlier_one_without_overwrite(video, model, tmp_path):
+    with running_app(video, lambda c: model) as client:
+        client.ok("/api/object")
+        client.ok("/api/click", {"frame": 0, "obj_id": 1, "x": DISC[0], "y": DISC[1]})
+        status, answer = client.post("/api/export", {"folder": " ", "masks": "none", "overlay": False})
+        assert status == 400 and "no export folder given" in answer["error"]
+        out = tmp_path / "out"
+        client.ok("/api/export", {"folder": str(out), "masks": "none", "overlay": False})
+        assert client.wait_job()["state"] == "done"
+        earlier = (out / "prompts.json").read_text()
+        client.ok("/api/click", {"frame": 0, "obj_id": 1, "x": DISC[0] + 30, "y": DISC[1], "positive": False})
+        status, answer = client.post("/api/export", {"folder": str(out), "masks": "none", "overlay": False})
+        assert status == 400 and "prompts.json exists" in answer["error"]
+        assert (out / "prompts.json").read_text() == earlier
+        client.ok("/api/export", {"folder": str(out), "masks": "none", "overlay": False, "overwrite": True})
+        assert client.wait_job()["state"] == "done"
+        assert (out / "prompts.json").read_text() != earlier
 
 
 def test_only_this_page_may_use_the_server(video, model):
@@ -206,7 +247,7 @@ def test_cancel_keeps_what_was_tracked_and_a_running_job_refuses_changes(video, 
         session.run_track(job)
         assert job.state == "cancelled" and job.done == stop_after
         assert session.state()["tracked"] == [[4, 6]]  # forward from the prompt, stopped after 3 frames
-        assert set(session.masks) == {4, 5, 6}
+        assert set(session.masks.frames()) == {4, 5, 6}
 
         # An export stopped part way keeps complete files, as vos track does on Ctrl-C.
         session._store = store

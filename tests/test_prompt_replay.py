@@ -40,6 +40,24 @@ def test_a_prompt_file_reads_back_to_the_same_values_in_the_same_order(tmp_path)
     assert sorted(p.name for p in (tmp_path / "prompts-masks").iterdir()) == ["0001-frame2-obj255.png"]
     write_prompt_file(path, prompts[:1])  # the masks of the earlier file go with it
     assert not (tmp_path / "prompts-masks").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prompts.json"]  # no temporary folder left
+
+
+def test_a_failed_write_keeps_the_earlier_prompt_file_and_its_masks(tmp_path, monkeypatch):
+    import streams.files
+
+    path = write_prompt_file(tmp_path / "prompts.json", _prompts())
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+
+    def full_disk(target, write, suffix=".tmp"):
+        raise streams.files.WriteError(f"{target}: cannot be written (No space left on device)")
+
+    monkeypatch.setattr(streams.files, "atomic_write", full_disk)
+    other = [FramePrompt(3, 1, Prompt.make(mask=np.ones((48, 80), bool)))]
+    with pytest.raises(OSError, match="No space left"):
+        write_prompt_file(path, other)
+    assert {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prompts-masks", "prompts.json"]
 
 
 def test_clicks_after_a_mask_refine_it_and_a_mask_after_clicks_is_refused(frames):

@@ -253,10 +253,12 @@ def read_prompt_file(path) -> list[FramePrompt]:
 def write_prompt_file(path, prompts: list[FramePrompt]) -> "Path":
     """``prompts``, in their order, as a JSON file that :func:`read_prompt_file` (``vos track --prompts``) reads
     back to the same values: clicks and boxes as numbers (float32 values print exactly), each mask as a
-    0/255 PNG in ``<name>-masks/`` beside the file, named by the prompt's place in the list. Every file is
-    written atomically; masks of an earlier file of that name are replaced."""
+    0/255 PNG in ``<name>-masks/`` beside the file, named by the prompt's place in the list. The masks are
+    written to a hidden folder first and swapped in with the file, so that a failure leaves an earlier file
+    of that name and its masks as they were."""
     import json
     import shutil
+    import tempfile
     from pathlib import Path
 
     from streams.files import atomic_write
@@ -264,25 +266,38 @@ def write_prompt_file(path, prompts: list[FramePrompt]) -> "Path":
 
     path = Path(path)
     mask_dir = path.parent / f"{path.stem}-masks"
-    if mask_dir.is_dir():
-        shutil.rmtree(mask_dir)
-    entries = []
-    for i, p in enumerate(prompts):
-        entry = {"frame": int(p.frame), "obj_id": int(p.obj_id)}
-        prompt = p.prompt
-        if prompt.mask is not None:
-            mask_dir.mkdir(parents=True, exist_ok=True)
-            name = f"{i:04d}-frame{p.frame}-obj{p.obj_id}.png"
-            write_binary_png(mask_dir / name, prompt.mask)
-            entry["mask"] = f"{mask_dir.name}/{name}"
-        if prompt.points is not None:
-            entry["points"] = [[float(x), float(y)] for x, y in prompt.points]
-            entry["labels"] = [int(v) for v in prompt.labels]
-        if prompt.box is not None:
-            entry["box"] = [float(v) for v in prompt.box]
-        entries.append(entry)
-    text = "[\n" + ",\n".join(" " + json.dumps(e) for e in entries) + "\n]\n"  # a prompt a line
-    return atomic_write(path, lambda tmp: tmp.write_text(text))
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{mask_dir.name}."))
+    previous = staging.with_name(staging.name + ".previous")
+    try:
+        entries = []
+        for i, p in enumerate(prompts):
+            entry = {"frame": int(p.frame), "obj_id": int(p.obj_id)}
+            prompt = p.prompt
+            if prompt.mask is not None:
+                name = f"{i:04d}-frame{p.frame}-obj{p.obj_id}.png"
+                write_binary_png(staging / name, prompt.mask)
+                entry["mask"] = f"{mask_dir.name}/{name}"
+            if prompt.points is not None:
+                entry["points"] = [[float(x), float(y)] for x, y in prompt.points]
+                entry["labels"] = [int(v) for v in prompt.labels]
+            if prompt.box is not None:
+                entry["box"] = [float(v) for v in prompt.box]
+            entries.append(entry)
+        text = "[\n" + ",\n".join(" " + json.dumps(e) for e in entries) + "\n]\n"  # a prompt a line
+        if mask_dir.is_dir():
+            mask_dir.rename(previous)
+        if any(staging.iterdir()):
+            staging.rename(mask_dir)
+        try:
+            return atomic_write(path, lambda tmp: tmp.write_text(text))
+        except BaseException:
+            if previous.is_dir():  # the earlier file stays, with its own masks
+                shutil.rmtree(mask_dir, ignore_errors=True)
+                previous.rename(mask_dir)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(previous, ignore_errors=True)
 
 
 def merge_prompts(prompts: list[FramePrompt]) -> list[FramePrompt]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import shlex
 import threading
 from http import HTTPStatus
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from streams import SourceError
+from streams import SourceError, is_network_url, redact_url
 
 from ..checkpoint import CheckpointError
 from ..errors import UnknownNameError
@@ -45,10 +46,12 @@ class App:
         self.precision = precision
         self.model_options = list(model_options or [])
         self.session: Session | None = None
-        self.checkpoint: str | None = None
+        self.checkpoint: str | None = checkpoint or None  # the page offers it again if the first open fails
         self.model = None
         self.error: str | None = None
         self.opened = 0  # counts the videos opened: the page's image addresses change with it
+        # ... and with the process: images are cached by address, and a restarted server counts from 0 again.
+        self._instance = secrets.token_hex(4)
         self._lock = threading.Lock()
         try:
             self.open(video, checkpoint)
@@ -60,6 +63,9 @@ class App:
         with self._lock:
             if self.session is not None and self.session.job is not None and self.session.job.state == "running":
                 raise BusyError(f"{self.session.job.kind} is running: wait for it or cancel it first")
+            if video and is_network_url(str(video)):
+                raise ValueError(f"{redact_url(str(video))}: vos app opens video files and folders of frames; "
+                                 "for a live stream use vos live")
             checkpoint = checkpoint or None
             model = self.model
             if model is None or checkpoint != self.checkpoint:
@@ -78,8 +84,8 @@ class App:
         session = self.session
         out = session.state() if session is not None else {"video": None, "objects": [], "prompts": [], "job": None}
         out["error"] = self.error
-        out["opened"] = self.opened
-        out["checkpoint"] = self.checkpoint or "the embedded vos model"
+        out["opened"] = f"{self._instance}-{self.opened}"
+        out["checkpoint"] = self.checkpoint  # None: the embedded model
         return out
 
     def close(self) -> None:
@@ -89,8 +95,10 @@ class App:
 
 def _message(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror and exc.filename:
-        return f"{exc.filename}: {exc.strerror}"
-    return " ".join((str(exc) or type(exc).__name__).split())
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = " ".join((str(exc) or type(exc).__name__).split())
+    return redact_url(text)  # a path or checkpoint typed as a URL may carry a password
 
 
 class _Handler(BaseHTTPRequestHandler):

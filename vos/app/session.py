@@ -13,7 +13,6 @@ from __future__ import annotations
 import shlex
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streams import open_video
+from streams import VideoFile, open_video
 from streams.masks import davis_palette
 
 from ..errors import UnknownNameError
@@ -30,6 +29,7 @@ from ..prompts import MAX_PALETTE_ID, FramePrompt, Prompt, PromptError, write_pr
 from ..results import FrameResult
 from ..track import TrackInterrupted, TrackOutputs, check_out_dir, check_request, track_settings, track_video
 from ..video_predictor import VideoPredictor
+from .masks import MaskStore
 
 KEEP_ENCODED = 8  # frames whose features stay cached: those the user is clicking on and around
 
@@ -42,18 +42,6 @@ def colour(obj_id: int) -> tuple[int, int, int]:
     """An object's colour: its id's in the DAVIS palette, as in the mask PNGs and the overlay video."""
     rgb = davis_palette()
     return tuple(rgb[3 * obj_id : 3 * obj_id + 3])
-
-
-class _PackedMask:
-    """An ``(H, W)`` boolean mask held bit-packed and compressed (a few kB at 1080p)."""
-
-    def __init__(self, mask: np.ndarray) -> None:
-        self.shape = mask.shape
-        self.data = zlib.compress(np.packbits(mask).tobytes(), 1)
-
-    def unpack(self) -> np.ndarray:
-        bits = np.unpackbits(np.frombuffer(zlib.decompress(self.data), np.uint8), count=self.shape[0] * self.shape[1])
-        return bits.reshape(self.shape).astype(bool)
 
 
 @dataclass
@@ -100,7 +88,9 @@ class Session:
         self.source = open_video(self.video)
         try:
             # A second decoder for the page, so that scrubbing never waits for a job's tracking (and vice versa).
-            self.display = open_video(self.video)
+            # A small cache: the page reads one frame at a time (the tracking decoder keeps its larger one
+            # for reading backwards).
+            self.display = VideoFile(self.video, cache_frames=4) if self.video.is_file() else open_video(self.video)
         except BaseException:
             self.source.close()
             raise
@@ -111,7 +101,7 @@ class Session:
         self.prompts: list[FramePrompt] = []
         self.objects: list[int] = []
         self.selected: int | None = None
-        self.masks: dict[int, dict[int, _PackedMask]] = {}
+        self.masks = MaskStore(self.size)
         self.tracked: dict[int, bool] = {}  # frame -> tracked with the current prompts (False: stale)
         self.candidates: Candidates | None = None
         self.job: Job | None = None
@@ -130,8 +120,7 @@ class Session:
         """Every object's mask shown on a frame (objects without one there are left out)."""
         self._check_frame(index)
         with self._lock:
-            held = dict(self.masks.get(index, {}))
-        return {obj_id: m.unpack() for obj_id, m in held.items()}
+            return self.masks.frame(index)
 
     def state(self) -> dict:
         """Everything the page draws, as JSON-ready values."""
@@ -151,7 +140,7 @@ class Session:
                 "prompts": [_describe(p) for p in self.prompts],
                 "tracked": _runs(self.tracked, True),
                 "stale": _runs(self.tracked, False),
-                "with_masks": sorted(i for i, m in self.masks.items() if m),
+                "with_masks": self.masks.frames(),
                 "candidates": candidates,
                 "job": None if self.job is None else self.job.describe(),
                 "version": self.version,
@@ -182,8 +171,7 @@ class Session:
             self._check_object(obj_id)
             self.objects.remove(obj_id)
             self.prompts = [p for p in self.prompts if p.obj_id != obj_id]
-            for frame in self.masks.values():
-                frame.pop(obj_id, None)
+            self.masks.discard_object(obj_id)
             if self.selected == obj_id:
                 self.selected = self.objects[-1] if self.objects else None
             if self.candidates is not None and self.candidates.obj_id == obj_id:
@@ -207,11 +195,9 @@ class Session:
             self._check_object(obj_id)
             before = self._entries(frame, obj_id)
             new = []
-            tracked = self.masks.get(frame, {}).get(obj_id)
-            if not before and tracked is not None:
-                mask = tracked.unpack()
-                if mask.any():  # a correction starts from the tracked mask
-                    new.append(FramePrompt(frame, obj_id, Prompt.make(mask=mask)))
+            tracked = self.masks.get(frame, obj_id)
+            if not before and tracked is not None and tracked.any():  # a correction starts from the tracked mask
+                new.append(FramePrompt(frame, obj_id, Prompt.make(mask=tracked)))
             new.append(FramePrompt(frame, obj_id, prompt))
             self._show_prompt(frame, obj_id, before + new)  # raises, changing nothing, on a bad prompt
             self.prompts += new
@@ -243,7 +229,7 @@ class Session:
             self._check_frame(frame)
             self._check_object(obj_id)
             self.prompts = [p for p in self.prompts if (p.frame, p.obj_id) != (frame, obj_id)]
-            self.masks.get(frame, {}).pop(obj_id, None)
+            self.masks.discard(frame, obj_id)
             if self.candidates is not None and (self.candidates.frame, self.candidates.obj_id) == (frame, obj_id):
                 self.candidates = None
             self._prompts_changed()
@@ -261,7 +247,7 @@ class Session:
             items = predictor.candidates(frame, obj_id)
         finally:
             predictor.reset()
-        self.masks.setdefault(frame, {})[obj_id] = _PackedMask(mask)
+        self.masks.put(frame, obj_id, mask)
         self.candidates = Candidates(frame, obj_id, items) if items else None
 
     def warm_up(self) -> None:
@@ -314,19 +300,24 @@ class Session:
 
     def _store(self, result: FrameResult) -> None:
         with self._lock:
-            self.masks[result.frame_idx] = {i: _PackedMask(m) for i, m in zip(result.obj_ids, result.masks)}
+            self.masks.put_frame(result.frame_idx, dict(zip(result.obj_ids, result.masks)))
             self.tracked[result.frame_idx] = True
             self._changed()
 
     def start_export(self, folder: str | Path, masks: str = "davis", overlay: bool = True, overwrite: bool = False) -> Job:
         """Write ``folder/prompts.json`` (what ``vos track --prompts`` replays), then run ``vos track``'s job
         on the video with those prompts into ``folder`` (``masks/``, ``overlay.mp4``), in a thread."""
+        if not str(folder).strip():
+            raise ValueError("no export folder given: enter the folder to write the masks and prompts.json to")
         out = Path(folder).expanduser()
         with self._lock:
             self._check_idle()
             prompts = list(self.prompts)
             check_request(prompts, masks)
             check_out_dir(out, overwrite)
+            if not overwrite and (out / "prompts.json").exists():
+                raise FileExistsError(f"{out / 'prompts.json'} exists (an earlier export); nothing was changed: "
+                                      "choose another folder, or tick overwrite")
             job = self.job = Job("export", self.num_frames)
         threading.Thread(target=self._run, args=(job, lambda: self.run_export(prompts, out, masks, overlay, overwrite, job)),
                          daemon=True).start()
@@ -373,7 +364,10 @@ class Session:
     def close(self) -> None:
         self.cancel()
         self.source.close()
-        self.display.close()
+        with self._display_lock:  # not while a request thread decodes from it
+            self.display.close()
+        with self._lock:
+            self.masks.close()
 
     # ------------------------------------------------------------------ checks
     def _check_idle(self) -> None:

@@ -45,6 +45,10 @@ function update(state) {
   app.state = state;
   if (state.error && (!before || before.error !== state.error)) showError(state.error);
   const video = state.video;
+  if (!before || before.opened !== state.opened) {
+    // What the field holds is what the next Open uses: empty is the embedded model.
+    $("checkpoint").value = state.checkpoint || "";
+  }
   $("placeholder").hidden = !!video;
   if (video) {
     if (!before || !before.video || before.opened !== state.opened) {
@@ -55,9 +59,6 @@ function update(state) {
       if (!$("export-folder").value) $("export-folder").value = `vos-out/${stem}-app`;
     }
     $("scrub").value = app.frame;
-  }
-  if (state.checkpoint && document.activeElement !== $("checkpoint")) {
-    $("checkpoint").placeholder = state.checkpoint;
   }
   drawObjects();
   drawCandidates();
