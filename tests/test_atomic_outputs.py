@@ -12,7 +12,7 @@ APPEND_ONLY = {"vos/train/trainer.py"}
 
 
 def _target(call: ast.Call) -> ast.AST | None:
-    """What a writing call writes to: ``x.write_text(...)`` -> ``x``; ``image.save(p)``, ``torch.save(obj, p)``,
+    """What a writing call writes to: ``x.write_text(...)`` -> ``x``; ``image.save(p)``, ``torch.save(obj, p)``, ``onnx.save(obj, p)``,
     ``cv2.imwrite(p, ...)``, ``open(p, "w")`` -> ``p``."""
     func = call.func
     if isinstance(func, ast.Name) and func.id == "open":
@@ -24,7 +24,7 @@ def _target(call: ast.Call) -> ast.AST | None:
         return None
     if func.attr in ("write_text", "write_bytes"):
         return func.value
-    if isinstance(func.value, ast.Name) and func.value.id == "torch":
+    if isinstance(func.value, ast.Name) and func.value.id in ("torch", "onnx"):  # save(obj, path)
         return call.args[1] if len(call.args) > 1 else None
     return call.args[0] if call.args else None
 

@@ -317,6 +317,8 @@ def export_model(
 
 
 def _export_into(folder: Path, onnx, ort, model: SAM2Model, specs: dict, opset: int, source: str | None, log) -> Path:
+    from streams.files import atomic_write
+
     config = model.config
     # A private float32 copy on the CPU with plain PyTorch kernels: the user's model is left as it was.
     private = SAM2Model(config)
@@ -328,15 +330,21 @@ def _export_into(folder: Path, onnx, ort, model: SAM2Model, specs: dict, opset: 
         module = _MODULES[name](model).eval()
         inputs = example_inputs(spec, config)
         path = folder / spec.file
+
+        def write(tmp: Path) -> None:
+            _export_graph(module, spec, inputs, tmp, opset)
+            graph = onnx.load(str(tmp))
+            onnx.helper.set_model_props(graph, {CONFIG_KEY: digest_of_config})
+            onnx.save(graph, tmp)
+
         try:
-            _export_graph(module, spec, inputs, path, opset)
+            atomic_write(path, write, suffix=".tmp.onnx")
+        except (OSError, OnnxExportError):
+            raise
         except Exception as exc:  # the exporter raises many types; the user needs the graph and the reason
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise OnnxExportError(f"{spec.file}: the ONNX exporter failed on {config.name} ({reason}); nothing "
                                   "was changed in the output folder") from exc
-        graph = onnx.load(str(path))
-        onnx.helper.set_model_props(graph, {CONFIG_KEY: digest_of_config})
-        onnx.save(graph, str(path))
         diff = _check_graph(ort, module, spec, inputs, path)
         graphs[name] = {**spec.to_dict(), "sha256": sha256(path), "max_abs_diff_vs_torch": diff}
         if log:
@@ -360,9 +368,8 @@ def _export_into(folder: Path, onnx, ort, model: SAM2Model, specs: dict, opset: 
         "config": config.to_dict(),
         "graphs": graphs,
     }
-    path = folder / MANIFEST
-    path.write_text(json.dumps(manifest, indent=1) + "\n")
-    return path
+    text = json.dumps(manifest, indent=1) + "\n"
+    return atomic_write(folder / MANIFEST, lambda tmp: tmp.write_text(text))
 
 
 def _export_graph(module: nn.Module, spec: GraphSpec, inputs: dict[str, torch.Tensor], path: Path, opset: int) -> None:

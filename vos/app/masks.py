@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from streams.files import atomic_write
+
 BUDGET = 256 << 20
 
 
@@ -106,8 +108,8 @@ class MaskStore:
             return
         if self._folder is None:
             self._folder = Path(tempfile.mkdtemp(prefix="vos-app-masks-"))
-        with open(self._path(frame), "wb") as f:
-            np.savez(f, **{str(k): np.frombuffer(v, np.uint8) for k, v in packed.items()})
+        arrays = {str(k): np.frombuffer(v, np.uint8) for k, v in packed.items()}
+        atomic_write(self._path(frame), lambda tmp: np.savez(tmp, **arrays), suffix=".tmp.npz")
         self._on_disk.add(frame)
 
     def _path(self, frame: int) -> Path:
