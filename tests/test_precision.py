@@ -1,13 +1,12 @@
 """Fast mode: the trackers under bfloat16 autocast give float32 outputs and the masks of exact mode."""
 from __future__ import annotations
 
-import cv2
-import numpy as np
 import pytest
 import torch
 
 from videos import write_jpegs
 from vos import TrackerSettings, VideoPredictor, load_model
+from vos.checkpoint import build_model
 from evaluation.interactive import deepest_point
 from vos.live import LiveTracker
 from vos.prompts import Prompt
@@ -30,22 +29,27 @@ def test_bfloat16_tracks_like_float32(clip):
     folder, masks = clip
     model = load_model()
     click = deepest_point(masks[0] == 1)
-    exact, fast = _track(model, folder, click, "float32"), _track(model, folder, click, "bfloat16")
+
+    # bf16's arithmetic: with one mask from the decoder, each frame's logits stay within 3% of exact mode's
+    # largest (about 1% seen) and masks differ only where exact mode's logit is near the threshold.
+    single = build_model(model.config.replace(multimask_output_in_sam=False, multimask_output_for_tracking=False),
+                         model.state_dict())
+    exact, fast = _track(single, folder, click, "float32"), _track(single, folder, click, "bfloat16")
     assert all(r.logits.dtype == torch.float32 for r in fast)
-    inter = [int((e.masks[0] & f.masks[0]).sum()) for e, f in zip(exact, fast)]
-    union = [int((e.masks[0] | f.masks[0]).sum()) for e, f in zip(exact, fast)]
     assert exact[-1].masks[0].any()  # something is tracked, so the comparison means something
-    # bf16 moves boundary pixels: over the clip the masks agree at IoU 0.97 or better, and on every frame
-    # what differs lies within 2 pixels of exact mode's boundary but for a handful of pixels. Per-frame IoU
-    # says little here: the embedded weights shrink the object to 100 pixels and fewer late in this clip (in
-    # both modes), where 11 boundary pixels (seen on an AVX-512 BF16 CPU) are an IoU of 0.9.
-    assert sum(inter) / sum(union) >= 0.97, (inter, union)
-    kernel = np.ones((3, 3), np.uint8)
     for e, f in zip(exact, fast):
-        mask = e.masks[0].astype(np.uint8)
-        band = (cv2.dilate(mask, kernel, iterations=2) - cv2.erode(mask, kernel, iterations=2)).astype(bool)
-        assert int(((e.masks[0] ^ f.masks[0]) & ~band).sum()) <= 5, (e.frame_idx, inter, union)
+        assert (f.logits - e.logits).abs().max() <= 0.03 * e.logits.abs().max(), e.frame_idx
+        differ = e.masks[0] ^ f.masks[0]
+        assert (e.logits[0, 0].abs().numpy()[differ] < 1.0).all(), e.frame_idx
     assert not all(torch.equal(e.logits, f.logits) for e, f in zip(exact, fast))  # autocast really ran
+
+    # With the decoder's three candidates (the default), rounding can pick another one on a frame where their
+    # predicted IoUs nearly tie (benchmarks/fast_mode_agreement.py): that frame's mask differs, and the
+    # memory carries both modes back together; over the clip the masks still agree at IoU 0.97 or better.
+    exact, fast = _track(model, folder, click, "float32"), _track(model, folder, click, "bfloat16")
+    inter = sum(int((e.masks[0] & f.masks[0]).sum()) for e, f in zip(exact, fast))
+    union = sum(int((e.masks[0] | f.masks[0]).sum()) for e, f in zip(exact, fast))
+    assert inter / union >= 0.97, (inter, union)
 
 
 def test_live_tracker_in_bfloat16(clip):
