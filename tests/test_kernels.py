@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vos.kernels import PACKED_KERNELS_AVAILABLE, Linear, attention, use_packed_kernels
+from vos.kernels import CPU_BFLOAT16, PACKED_KERNELS_AVAILABLE, Linear, attention, use_packed_kernels
 
 needs_onednn = pytest.mark.skipif(not PACKED_KERNELS_AVAILABLE, reason="this torch build has no oneDNN linear")
 
@@ -64,6 +64,8 @@ def test_bfloat16_under_autocast_and_state_dict_unchanged():
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         out = layer(x)
     assert out.dtype == torch.bfloat16
+    # oneDNN packs bfloat16 weights only where the CPU computes bfloat16 natively; elsewhere plain F.linear runs.
+    assert (layer._packed_weight is not None) == CPU_BFLOAT16
     torch.testing.assert_close(out.float(), F.linear(x, layer.weight, layer.bias), rtol=0.05, atol=0.05)
 
 

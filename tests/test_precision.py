@@ -66,3 +66,24 @@ def test_live_tracker_in_bfloat16(clip):
 def test_unknown_precision_is_refused():
     with pytest.raises(ValueError, match="precision must be one of"):
         TrackerSettings(precision="float8")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bfloat16_without_native_support_is_said_once(monkeypatch, native):
+    # Whatever this machine's CPU: fast mode runs either way, and where the CPU lacks native bfloat16 one
+    # warning per process says it is slower than float32 there.
+    import warnings
+
+    import vos.inference_core as core
+
+    monkeypatch.setattr(core, "CPU_BFLOAT16", native)
+    core.warn_without_cpu_bfloat16.cache_clear()
+    model = load_model()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            core.InferenceCore(model, TrackerSettings(precision="bfloat16"))
+        core.InferenceCore(model, TrackerSettings())
+    said = [w for w in caught if "no native bfloat16" in str(w.message)]
+    assert len(said) == (0 if native else 1)
+    core.warn_without_cpu_bfloat16.cache_clear()

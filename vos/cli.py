@@ -365,7 +365,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _add_precision_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=["float32", "bfloat16", "float16"], default="float32",
                    help="float32: exact (SAM 2's numbers); bfloat16: fast mode on CPUs with AVX-512 BF16/AMX and on "
-                   "GPUs, masks within about 0.98 IoU of exact; float16: fast mode on GPUs")
+                   "GPUs, masks within about 0.98 IoU of exact (other CPUs run it too, slower than float32, and "
+                   "say so); float16: fast mode on GPUs")
 
 
 def _add_prompt_options(p: argparse.ArgumentParser, live: bool) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from memory import AdmissionPolicy, AdmitAll, FrameQuality, MemoryBank, MemorySettings, Selection
 
 from .image_encoder import ImageFeatures
+from .kernels import CPU_BFLOAT16
 from .model import NO_OBJ_SCORE, HeadOutput, SAM2Model
 from .prompts import Prompt, PromptError
 from .results import FrameResult
@@ -28,6 +30,16 @@ from .transforms import RESIZES, empty_logits, fill_holes, output_logits, prepro
 
 
 _PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@functools.cache
+def warn_without_cpu_bfloat16() -> None:
+    """Say once per process that bfloat16 fast mode runs without native support on this CPU."""
+    if not CPU_BFLOAT16:
+        warnings.warn(
+            f"this CPU ({torch.backends.cpu.get_cpu_capability()}) has no native bfloat16 arithmetic (AVX-512 BF16 or "
+            "AVX-NE-CONVERT): --precision bfloat16 runs on plain kernels here and is slower than float32; use "
+            "float32 on this machine", RuntimeWarning, stacklevel=3)
 
 
 @dataclass(frozen=True)
@@ -183,6 +195,8 @@ class InferenceCore:
         if self.settings.precision != "float32" and not isinstance(model, torch.nn.Module):
             raise ValueError(f"precision {self.settings.precision!r} runs the model under torch.autocast, which only "
                              f"a PyTorch model follows; {type(model).__name__} computes in float32")
+        if self.settings.precision == "bfloat16" and self.device.type == "cpu":
+            warn_without_cpu_bfloat16()
         self.seekable = seekable
 
     @property

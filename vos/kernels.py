@@ -9,7 +9,9 @@ over the widest activations. Results agree with ``F.linear`` to float rounding (
 implementation matters.
 
 The packed path is taken only where it cannot change training: CPU tensors, float32 or bfloat16, and no
-autograd graph being recorded. The packed copy is rebuilt whenever the weight changes (its version counter
+autograd graph being recorded. oneDNN packs bfloat16 weights only on CPUs with native bfloat16 arithmetic
+(AVX-512 BW/VL/DQ or AVX-NE-CONVERT; :data:`CPU_BFLOAT16`); elsewhere (AVX2-only CPUs) bfloat16 runs through
+plain ``F.linear``, which works on any CPU, only slower than float32 there. The packed copy is rebuilt whenever the weight changes (its version counter
 moves) or another dtype is asked for.
 
 PyTorch's CPU flash attention runs no faster in bfloat16 than in float32, while plain batched matrix
@@ -31,7 +33,17 @@ def _onednn_available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(ops, "_linear_pointwise") and hasattr(ops, "_reorder_linear_weight")
 
 
+def _cpu_bfloat16() -> bool:
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(check()) if check is not None else False
+    except RuntimeError:
+        return False
+
+
 PACKED_KERNELS_AVAILABLE = _onednn_available()
+# Whether this CPU computes bfloat16 natively (oneDNN's bfloat16 kernels, packed weights included, need it).
+CPU_BFLOAT16 = PACKED_KERNELS_AVAILABLE and _cpu_bfloat16()
 
 
 class Linear(nn.Linear):
@@ -60,6 +72,8 @@ class Linear(nn.Linear):
         if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
             return None
         dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+        if dtype == torch.bfloat16 and not CPU_BFLOAT16:
+            return None
         return dtype if dtype in (torch.float32, torch.bfloat16) else None
 
     def forward(self, x: torch.Tensor, activation: str = "none") -> torch.Tensor:
