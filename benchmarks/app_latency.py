@@ -33,7 +33,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]  # other work on the machine slows every number below
-    from app_client import running_app  # the tests' client: the app on a free loopback port
+    from app_client import (
+        running_app,  # the tests' client: the app on a free loopback port
+    )
 
     times: dict[str, list[float]] = {"click, new frame": [], "click, same frame": [], "box, same frame": [],
                                      "frame JPEG": []}

@@ -43,7 +43,7 @@ def click_scores(model, image: np.ndarray, target: np.ndarray) -> dict[str, floa
     from evaluation.interactive import deepest_point, iou, next_click
     from streams import FrameArray
     from vos import TrackerSettings, VideoPredictor
-    from vos.prompts import Prompt
+    from vos.tracking.prompts import Prompt
 
     predictor = VideoPredictor(model, FrameArray(image), TrackerSettings())
     out: dict[str, float] = {}
@@ -108,12 +108,12 @@ def click_sets(seeds: int) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
 def davis_runs(model, out: Path) -> dict[str, Path]:
     """Every method's masks for DAVIS dev under ``out/<method>/<sequence>/``."""
     from evaluation.baselines import copy_first_mask, flow_warp
-    from vos.dataset_run import predict_davis
     from evaluation.masks import frame_pngs, read_index_png
     from streams import FrameFolder
     from streams.masks import write_palette_png
     from vos import LiveTracker, TrackerSettings
-    from vos.prompts import Prompt
+    from vos.jobs.dataset_masks import predict_davis
+    from vos.tracking.prompts import Prompt
 
     names = (DAVIS_DEV / "ImageSets" / "dev.txt").read_text().split()
     images, annotations = DAVIS_DEV / "JPEGImages" / "480p", DAVIS_DEV / "Annotations" / "480p"
@@ -156,7 +156,7 @@ def main() -> None:
 
     import vos
     from evaluation import evaluate_davis
-    from vos.demo import run_demo
+    from vos.jobs.demo import run_demo
 
     model = vos.load_model(args.checkpoint) if args.checkpoint else vos.load_model()
     import sys

@@ -31,8 +31,8 @@ import speed_vs_official as bench  # noqa: E402  (frames, random weights and cli
 
 def model_for(config: str, size: int, multimask: bool):
     from vos import load_model
-    from vos.checkpoint import build_model
-    from vos.config import get_config
+    from vos.model.config import get_config
+    from vos.weights.checkpoint import build_model
 
     switch = {} if multimask else dict(multimask_output_in_sam=False, multimask_output_for_tracking=False)
     if config == "vos_small":

@@ -75,8 +75,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import vos
-    from vos.checkpoint import build_model
-    from vos.config import get_config
+    from vos.model.config import get_config
+    from vos.weights.checkpoint import build_model
 
     port = free_port()
     server = subprocess.Popen(["/usr/bin/python3", str(SERVER), str(port), "30", "640", "480"],

@@ -26,11 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from oracle_free import random_state_dict, set_presence  # noqa: E402
+
 from streams import open_video  # noqa: E402
-from vos.config import get_config  # noqa: E402
-from vos.live import LiveTracker  # noqa: E402
-from vos.model import SAM2Model  # noqa: E402
-from vos.prompts import Prompt  # noqa: E402
+from vos.model.config import get_config  # noqa: E402
+from vos.model.sam2 import SAM2Model  # noqa: E402
+from vos.tracking.live_tracker import LiveTracker  # noqa: E402
+from vos.tracking.prompts import Prompt  # noqa: E402
 
 CONFIG = "sam2.1_hiera_tiny"
 

@@ -28,10 +28,14 @@ DATA = ROOT.parent / "shared" / "data"
 
 
 def _generator_rows(size: int, count: int) -> list[str]:
+    import test_image_parity
     from oracle import OFFICIAL_YAML, build_official, random_state_dict
     from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator as Official
-    from test_image_parity import _assert_same_records, _official_generator, generator_weights
-    import test_image_parity
+    from test_image_parity import (
+        _assert_same_records,
+        _official_generator,
+        generator_weights,
+    )
 
     from vos.sam2_compat import SAM2AutomaticMaskGenerator, build_sam2
 
@@ -70,7 +74,7 @@ def _generator_rows(size: int, count: int) -> list[str]:
 def _everything_rows(frames: int, every: int) -> list[str]:
     import vos
     from streams import open_video
-    from vos.everything import EverythingSettings, EverythingTracker
+    from vos.tracking.everything import EverythingSettings, EverythingTracker
 
     model = vos.load_model()
     video = open_video(DATA / "videos" / "bedroom.mp4")

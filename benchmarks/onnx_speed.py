@@ -3,7 +3,7 @@ and fast (bfloat16 autocast) modes: same model, same frames, one run.
 
 For each model (the embedded model at 256 px, with its trained weights; SAM 2.1 hiera_t at 512 px with random
 weights, its object-score head biased so that objects read as present and every stage runs), the model is
-exported once with ``vos.onnx_export.export_model``; then for each object count a fresh worker process per
+exported once with ``vos.export.exporter.export_model``; then for each object count a fresh worker process per
 runtime runs the offline predictor over the first ``--frames`` frames of ``../shared/data/videos/bedroom.mp4``
 (960x540, written as JPEGs), clicks on frame 0, and propagation, timed after ``--warmup`` frames (the memory
 bank is full after 7). Reports frames per second, the time per stage (the model's per-frame methods, wrapped
@@ -39,8 +39,8 @@ RUNTIMES = ["float32", "bfloat16", "onnx"]
 
 def torch_model(name: str):
     import vos
-    from vos.checkpoint import build_model
-    from vos.config import get_config
+    from vos.model.config import get_config
+    from vos.weights.checkpoint import build_model
 
     if name == "embedded":
         return vos.load_model()
@@ -49,7 +49,7 @@ def torch_model(name: str):
 
 def run(job: dict, folder: Path) -> dict:
     from vos import TrackerSettings, VideoPredictor
-    from vos.onnx_runtime import OnnxModel
+    from vos.export.runtime import OnnxModel
 
     if job["runtime"] == "onnx":
         model, precision = OnnxModel(job["export"], threads=job["threads"]), "float32"
@@ -107,7 +107,7 @@ def main() -> None:
         return worker(args)
     import onnxruntime
 
-    from vos.onnx_export import export_model
+    from vos.export.exporter import export_model
 
     load = [os.getloadavg()[0]]
     rows = []

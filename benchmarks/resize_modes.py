@@ -31,10 +31,10 @@ MODES = ("fast", "pil")
 
 
 def pixel_differences(names: list[str], size: int) -> dict:
-    """Model inputs of both resizes (through :func:`vos.transforms.preprocess`) on each sequence's first
+    """Model inputs of both resizes (through :func:`vos.model.transforms.preprocess`) on each sequence's first
     five frames, back in grey levels, and the time each takes."""
     from streams import FrameFolder
-    from vos.transforms import PIXEL_MEAN, PIXEL_STD, preprocess
+    from vos.model.transforms import PIXEL_MEAN, PIXEL_STD, preprocess
 
     mean, std = torch.tensor(PIXEL_MEAN).reshape(1, 3, 1, 1), torch.tensor(PIXEL_STD).reshape(1, 3, 1, 1)
     diffs, seconds = [], {m: 0.0 for m in MODES}
@@ -66,7 +66,7 @@ def main() -> None:
     import vos
     from evaluation import evaluate_davis
     from evaluation.masks import frame_pngs, read_index_png
-    from vos.dataset_run import predict_davis
+    from vos.jobs.dataset_masks import predict_davis
 
     model = vos.load_model(args.checkpoint) if args.checkpoint else vos.load_model()
     names = (DAVIS_DEV / "ImageSets" / "dev.txt").read_text().split()

@@ -64,8 +64,8 @@ def frames_dir(tmp: str, count: int) -> Path:
 
 
 def weights(config: str, size: int) -> dict:
-    from vos.config import get_config
-    from vos.model import SAM2Model
+    from vos.model.config import get_config
+    from vos.model.sam2 import SAM2Model
 
     torch.manual_seed(0)
     state = SAM2Model(get_config(config).replace(image_size=size)).state_dict()
@@ -105,8 +105,8 @@ def timed_frames(results, warmup: int, totals: dict) -> tuple[list[float], list]
 
 
 def vos_model(config: str, size: int):
-    from vos.checkpoint import build_model
-    from vos.config import get_config
+    from vos.model.config import get_config
+    from vos.weights.checkpoint import build_model
 
     return build_model(get_config(config).replace(image_size=size), weights(config, size))
 
@@ -199,7 +199,7 @@ def count_flops(config: str, size: int, objects: int, folder: Path, warmup: int)
     same arithmetic: exact mode's masks are its masks)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from vos.kernels import use_packed_kernels
+    from vos.model.kernels import use_packed_kernels
 
     # The counter sees aten's matrix products, not oneDNN's packed ones: same arithmetic, counted.
     model = use_packed_kernels(vos_model(config, size), False)

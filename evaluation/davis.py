@@ -14,7 +14,13 @@ import numpy as np
 
 from . import statistics
 from .masks import frame_pngs, read_index_png, read_prediction
-from .metrics import disk, frame_boundary_f, frame_region_similarity, support_box, tolerance_pixels
+from .metrics import (
+    disk,
+    frame_boundary_f,
+    frame_region_similarity,
+    support_box,
+    tolerance_pixels,
+)
 
 
 @dataclass

@@ -1,6 +1,13 @@
 """The memory bank: what is remembered of past frames for each tracked object, and for how long."""
 from .admission import AdmissionPolicy, AdmitAll, FrameQuality, QualityGate
-from .bank import FrameMemory, MemoryBank, MemorySettings, Selection, closest_prompts, fifo_frames
+from .bank import (
+    FrameMemory,
+    MemoryBank,
+    MemorySettings,
+    Selection,
+    closest_prompts,
+    fifo_frames,
+)
 
 __all__ = [
     "AdmissionPolicy",

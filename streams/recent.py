@@ -30,6 +30,9 @@ class RecentFrames(SeekableSource):
         self._frames.move_to_end(index)
         return frame
 
+    def squashed(self, index: int, size: int):
+        return self.source.squashed(index, size)
+
     def close(self) -> None:
         self._frames.clear()
         self.source.close()

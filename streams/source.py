@@ -57,6 +57,12 @@ class SeekableSource(FrameSource):
     def read(self, index: int) -> Frame:
         """Frame ``index`` (``0 <= index < len(self)``)."""
 
+    def squashed(self, index: int, size: int) -> np.ndarray | None:
+        """Frame ``index`` as ``(size, size, 3)`` RGB ``uint8``, squashed to a square by the source's own
+        reader, or ``None`` (the default) where the consumer resizes ``read(index).image`` itself. A reader
+        with its own scaler (the official SAM 2 loader's pixels, a hardware decoder) offers it here."""
+        return None
+
     def __getitem__(self, index: int) -> Frame:
         if not 0 <= index < len(self):
             raise IndexError(f"frame {index} is out of range: the source has {len(self)} frames")

@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from forked_sam2 import ORACLES, promote_memories, sam2_from
 
 ORACLE_DIR = Path(os.environ.get("VOS_EDGETAM_ORACLE", ORACLES / "edgetam"))

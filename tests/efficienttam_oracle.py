@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from hydra.core.global_hydra import GlobalHydra
-
 from forked_sam2 import ORACLES, promote_memories, sam2_from
+from hydra.core.global_hydra import GlobalHydra
 
 ORACLE_DIR = Path(os.environ.get("VOS_EFFICIENTTAM_ORACLE", ORACLES / "efficienttam"))
 
@@ -52,7 +51,12 @@ def build_efficienttam(size: str, variant: str, image_size: int, video: bool = F
         from sam2.modeling.backbones.image_encoder import ImageEncoder, ViTDetNeck
         from sam2.modeling.backbones.vitdet import ViT
         from sam2.modeling.memory_attention import MemoryAttention, MemoryAttentionLayer
-        from sam2.modeling.memory_encoder import CXBlock, Fuser, MaskDownSampler, MemoryEncoder
+        from sam2.modeling.memory_encoder import (
+            CXBlock,
+            Fuser,
+            MaskDownSampler,
+            MemoryEncoder,
+        )
         from sam2.modeling.position_encoding import PositionEmbeddingSine
         from sam2.modeling.sam import transformer
         from sam2.sam2_video_predictor import SAM2VideoPredictor

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-
 from oracle_free import max_diff, random_state_dict, set_presence  # noqa: F401  (re-exported)
 
 sam2_build = pytest.importorskip("sam2.build_sam", reason="the official sam2 package (test extra) is not installed")

@@ -5,8 +5,8 @@ import math
 
 import torch
 
-from vos.config import get_config
-from vos.model import SAM2Model
+from vos.model.config import get_config
+from vos.model.sam2 import SAM2Model
 
 
 def official_state_dict(name: str, device: str = "cpu") -> dict[str, torch.Tensor]:

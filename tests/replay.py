@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from oracle_free import max_diff
+
 from streams import open_video
-from vos.kernels import use_packed_kernels
-from vos.transforms import preprocess
-from vos.video_predictor import VideoPredictor
+from vos.model.kernels import use_packed_kernels
+from vos.model.transforms import preprocess
+from vos.tracking.video_predictor import VideoPredictor
 
 
 def replay(official, ours, folder, actions, settings, official_attrs=None, packed=False):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from app_client import object_pixels, running_app
 from PIL import Image
+from videos import moving_shapes, write_jpegs
 
 import vos
-from app_client import object_pixels, running_app
-from videos import moving_shapes, write_jpegs
 from vos.app.session import BusyError, Job, Session
 from vos.cli import main
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from app_client import object_pixels, running_app
 from PIL import Image
 
-from app_client import object_pixels, running_app
 from vos.cli import main
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-import vos
 from oracle_free import official_state_dict
 from tiny import tiny_config
-from vos.checkpoint import CheckpointError
+
+import vos
+from vos.weights.checkpoint import CheckpointError
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import vos
 from tiny import tiny_config
+
+import vos
 from vos.cli import main
 
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny import tiny_config
 
 import vos
-from tiny import tiny_config
-from vos.config import ModelConfig, get_config
+from vos.model.config import ModelConfig, get_config
 
 
 def test_config_dict_round_trip_for_official_and_custom():

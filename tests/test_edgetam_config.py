@@ -3,11 +3,11 @@ and its config survives vos's own checkpoint format."""
 from __future__ import annotations
 
 import torch
+from oracle_free import random_state_dict
 
 import vos
-from oracle_free import random_state_dict
 from vos.cli import main
-from vos.config import ModelConfig, get_config
+from vos.model.config import ModelConfig, get_config
 
 
 def test_edgetam_official_file_loads_and_is_described(tmp_path, capsys):

@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from edgetam_oracle import build_edgetam
-from oracle_free import check_image_encoder, max_diff, memory_encoder_inputs, random_state_dict, set_presence
+from oracle_free import (
+    check_image_encoder,
+    max_diff,
+    memory_encoder_inputs,
+    random_state_dict,
+    set_presence,
+)
 from replay import compare_alone, late_object_scenario
 from videos import moving_shapes, write_jpegs
-from vos.checkpoint import infer_config
-from vos.config import get_config
-from vos.inference_core import TrackerSettings
-from vos.kernels import use_packed_kernels
-from vos.model import SAM2Model
+
+from vos.model.config import get_config
+from vos.model.kernels import use_packed_kernels
+from vos.model.sam2 import SAM2Model
+from vos.tracking.core import TrackerSettings
+from vos.weights.checkpoint import infer_config
 
 SIZE = 512  # memory maps of 32x32: the perceiver's 16x16 windows hold 2x2 pixels each
 NUM_FRAMES = 10

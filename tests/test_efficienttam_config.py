@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from oracle_free import random_state_dict
 
 import vos
-from oracle_free import random_state_dict
 from vos.cli import main
-from vos.config import EFFICIENT_CONFIGS, ModelConfig, get_config
+from vos.model.config import EFFICIENT_CONFIGS, ModelConfig, get_config
 
 EFFICIENTTAM = sorted(name for name in EFFICIENT_CONFIGS if name.startswith("efficienttam"))
 

@@ -7,13 +7,12 @@ import csv
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 import vos
 from vos.cli import main
-from vos.results import FrameResult, owner_map
+from vos.tracking.results import FrameResult, owner_map
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,9 +87,9 @@ def test_one_rule_owns_overlapping_pixels():
 
 def test_evaluation_writes_label_maps_by_the_same_rule():
     """The dataset runner writes through the palette sink, which writes what FrameResult.label_map gives."""
-    source = (ROOT / "vos" / "dataset_run.py").read_text()
+    source = (ROOT / "vos" / "jobs" / "dataset_masks.py").read_text()
     assert "PaletteMaskSink(" in source and "def label_map" not in source
-    assert "result.label_map()" in (ROOT / "vos" / "sinks.py").read_text()
+    assert "result.label_map()" in (ROOT / "vos" / "jobs" / "sinks.py").read_text()
 
 
 def test_a_bug_is_not_reported_as_a_user_error(monkeypatch):

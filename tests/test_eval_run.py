@@ -9,13 +9,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
-
 from oracle_free import random_state_dict, set_presence
+from PIL import Image
 from tiny import tiny_config
+
 from vos import save_model
 from vos.cli import main
-from vos.model import SAM2Model
+from vos.model.sam2 import SAM2Model
 
 SEQUENCES = ["bear", "car", "dog"]
 SIZE = (48, 80)

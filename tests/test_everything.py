@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from tiny import tiny_tracking_model
 
 import vos
 from streams import open_video
-from tiny import tiny_tracking_model
 from vos.cli import main
-from vos.everything import EverythingSettings, EverythingTracker, new_objects
-from vos.prompts import Prompt, PromptError
+from vos.tracking.everything import EverythingSettings, EverythingTracker, new_objects
+from vos.tracking.prompts import Prompt, PromptError
 
 # The embedded model's click masks score low (predicted IoU about 0.4, stability about 0.15): lenient
 # filters let its generator find objects.

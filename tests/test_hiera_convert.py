@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from oracle import random_state_dict
-from vos.hiera import Hiera, HieraConfig
-from vos.hiera_convert import convert_hiera_state_dict
-from vos.kernels import use_packed_kernels
+
+from vos.model.hiera import Hiera, HieraConfig
+from vos.model.kernels import use_packed_kernels
+from vos.weights.mae import convert_hiera_state_dict
 
 hiera = pytest.importorskip("hiera", reason="hiera-transformer is not installed")
 

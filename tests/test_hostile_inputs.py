@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny import tiny_tracking_model
+from videos import moving_shapes, write_jpegs
 
 import vos
 from evaluation.masks import read_index_png
@@ -25,12 +27,10 @@ from streams import FrameFolder, NetworkStream, SourceError, redact_url
 from streams.files import WriteError, atomic_write
 from streams.latest import LatestFrameReader
 from streams.overlay import OverlayVideoWriter
-from tiny import tiny_tracking_model
-from videos import moving_shapes, write_jpegs
-from vos.checkpoint import CheckpointError, save_model
 from vos.cli import main
-from vos.prompts import FramePrompt, Prompt, PromptError
-from vos.track import TrackError, track_video
+from vos.jobs.track import track_video
+from vos.tracking.prompts import FramePrompt, Prompt, PromptError
+from vos.weights.checkpoint import CheckpointError, save_model
 
 ROOT = Path(__file__).parents[1]
 

@@ -7,10 +7,10 @@ import threading
 
 import pytest
 import torch
+from oracle_free import official_state_dict
 
 import vos
-from oracle_free import official_state_dict
-from vos import hub
+from vos.weights import hub
 
 
 class _Server:
@@ -139,7 +139,7 @@ def test_a_file_without_a_published_size_takes_the_servers_and_its_whole_digest(
 def test_every_official_name_is_a_config_and_its_file_is_named_after_it():
     from pathlib import Path
 
-    from vos.config import get_config
+    from vos.model.config import get_config
 
     names = set(hub.OFFICIAL_CHECKPOINTS)
     assert {"edgetam", "efficienttam_ti", "efficienttam_s_512x512", "efficienttam_ti_2", "sam2.1_hiera_large"} <= names

@@ -11,16 +11,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from oracle import OFFICIAL_YAML, max_diff, random_state_dict
-from vos.kernels import use_packed_kernels
-from vos.mask_generator import MaskGenerator, compress_rle, mask_to_rle, rle_to_mask
-from vos.sam2_compat import SAM2AutomaticMaskGenerator, SAM2ImagePredictor, build_sam2
-
-from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator as OfficialGenerator  # noqa: E402
+from PIL import Image
+from sam2.automatic_mask_generator import (
+    SAM2AutomaticMaskGenerator as OfficialGenerator,  # noqa: E402
+)
 from sam2.build_sam import build_sam2 as official_build_sam2  # noqa: E402
 from sam2.sam2_image_predictor import SAM2ImagePredictor as OfficialPredictor  # noqa: E402
+
+from vos.image.mask_generator import (
+    MaskGenerator,
+    compress_rle,
+    mask_to_rle,
+    rle_to_mask,
+)
+from vos.model.kernels import use_packed_kernels
+from vos.sam2_compat import SAM2AutomaticMaskGenerator, SAM2ImagePredictor, build_sam2
 
 SIZE = 256
 NAME = "sam2.1_hiera_tiny"

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from tiny import tiny_tracking_model
 from videos import moving_shapes
-from vos.inference_core import InferenceCore, TrackerSettings
-from vos.prompts import Prompt, PromptError
+
+from vos.tracking.core import InferenceCore, TrackerSettings
+from vos.tracking.prompts import Prompt, PromptError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def _calls(module: str) -> set[str]:
 def test_front_ends_leave_every_per_frame_decision_to_the_core():
     decisions = {"track", "prompt", "encode_prompted", "remember", "add", "prune", "select", "predict_masks",
                  "encode_memory", "mask_as_output", "condition_on_memory", "condition_on_memories"}
-    for module in ("vos/video_predictor.py", "vos/live.py"):
+    for module in ("vos/tracking/video_predictor.py", "vos/tracking/live_tracker.py"):
         assert not _calls(module) & decisions, module
         assert "step" in _calls(module), module
     # Training runs a frame through the same heads functions; the feedback clamp is written once.

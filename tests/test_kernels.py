@@ -1,4 +1,4 @@
-"""vos.kernels: the packed oneDNN path of Linear agrees with F.linear and never gets in the way of training;
+"""vos.model.kernels: the packed oneDNN path of Linear agrees with F.linear and never gets in the way of training;
 the bfloat16 CPU attention agrees with softmax attention."""
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vos.kernels import CPU_BFLOAT16, PACKED_KERNELS_AVAILABLE, Linear, attention, use_packed_kernels
+from vos.model.kernels import (
+    CPU_BFLOAT16,
+    PACKED_KERNELS_AVAILABLE,
+    Linear,
+    attention,
+    use_packed_kernels,
+)
 
 needs_onednn = pytest.mark.skipif(not PACKED_KERNELS_AVAILABLE, reason="this torch build has no oneDNN linear")
 
@@ -71,7 +77,7 @@ def test_bfloat16_under_autocast_and_state_dict_unchanged():
 
 @needs_onednn
 def test_hiera_position_embedding_cache_follows_the_weights():
-    from vos.hiera import Hiera, HieraConfig
+    from vos.model.hiera import Hiera, HieraConfig
 
     trunk = Hiera(HieraConfig(embed_dim=16, stages=(1, 1, 1, 1), global_att_blocks=(), window_spec=(4, 2, 2, 2),
                               window_pos_embed_bkg_spatial_size=(4, 4))).eval()

@@ -6,19 +6,19 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny import tiny_tracking_model
+from videos import write_jpegs
 
-from vos.dataset_run import predict_davis
 from evaluation.masks import read_index_png
 from streams import FrameFolder
 from streams.masks import write_palette_png
-from tiny import tiny_tracking_model
-from videos import write_jpegs
 from vos.cli import main
-from vos.checkpoint import save_model
-from vos.inference_core import TrackerSettings
-from vos.transforms import non_overlapping
-from vos.video_predictor import VideoPredictor
+from vos.jobs.dataset_masks import predict_davis
+from vos.model.transforms import non_overlapping
+from vos.tracking.core import TrackerSettings
+from vos.tracking.video_predictor import VideoPredictor
 from vos.train.synthetic import generate_video
+from vos.weights.checkpoint import save_model
 
 LATER = 4
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from tiny import tiny_tracking_model
+from videos import moving_shapes
 
 from streams import Backoff, NetworkStream, SourceError, Webcam, open_live, redact_url
 from streams.latest import LatestFrameReader
-from tiny import tiny_tracking_model
-from videos import moving_shapes
-from vos.checkpoint import save_model
 from vos.cli import main
+from vos.weights.checkpoint import save_model
 
 SERVER = Path(__file__).parent / "rtsp_server.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -68,8 +68,8 @@ def test_live_latency_is_measured_from_capture_time_only():
     """A file-like source has media times, not capture times: no latency may be made up from them, however
     large they are (an fps this small puts frame 1 at 10^10 s of media time)."""
     from streams import FrameArray
-    from vos.live_job import run_live
-    from vos.prompts import FramePrompt, Prompt
+    from vos.jobs.live import run_live
+    from vos.tracking.prompts import FramePrompt, Prompt
 
     source = FrameArray(moving_shapes(3, (64, 64)), fps=1e-10)
     assert source.read(1).media_time > 1e9 and source.read(1).captured_at is None
@@ -245,8 +245,8 @@ def test_live_tracking_goes_on_through_a_server_restart(rtsp):
     the report has the reconnection and its gap."""
     import threading
 
-    from vos.live_job import run_live
-    from vos.prompts import FramePrompt, Prompt
+    from vos.jobs.live import run_live
+    from vos.tracking.prompts import FramePrompt, Prompt
 
     stream = NetworkStream(rtsp.url(), read_timeout=2, backoff=Backoff(initial=0.2, maximum=1.0))
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from memory import FrameQuality, MemoryBank, MemorySettings, QualityGate, closest_prompts, fifo_frames
+from memory import (
+    FrameQuality,
+    MemoryBank,
+    MemorySettings,
+    QualityGate,
+    closest_prompts,
+    fifo_frames,
+)
 
 
 def _bank(**settings) -> MemoryBank:

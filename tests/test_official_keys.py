@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from vos.config import OFFICIAL_CONFIGS, neck_channels
-from vos.model import SAM2Model
+from vos.model.config import OFFICIAL_CONFIGS, neck_channels
+from vos.model.sam2 import SAM2Model
 
 SHORT = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}
 

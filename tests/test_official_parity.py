@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from oracle import build_official, max_diff, random_state_dict, set_presence
-from vos.config import get_config
-from vos.model import SAM2Model
+
+from vos.model.config import get_config
+from vos.model.sam2 import SAM2Model
 
 TOL = 1e-4
 SIZE = 256

@@ -14,22 +14,29 @@ import av
 import numpy as np
 import pytest
 import torch
-
-from evaluation.masks import read_index_png
 from oracle_free import random_state_dict, set_presence
 from test_live_streams import rtsp  # noqa: F401 (the RTSP server on loopback, a fixture)
 from tiny import tiny_config
 from videos import moving_shapes, write_jpegs
+
+from evaluation.masks import read_index_png
 from vos import load_model
 from vos.cli import main
-from vos.config import ModelConfig, get_config
-from vos.inference_core import TrackerSettings
-from vos.live import LiveTracker
-from vos.model import SAM2Model
-from vos.onnx_export import MANIFEST, OnnxExtraMissing, check_exportable, example_inputs, export_model, graph_specs
-from vos.onnx_runtime import OnnxExportError, OnnxModel
-from vos.prompts import Prompt
-from vos.video_predictor import VideoPredictor
+from vos.export.exporter import (
+    MANIFEST,
+    OnnxExtraMissing,
+    check_exportable,
+    example_inputs,
+    export_model,
+    graph_specs,
+)
+from vos.export.runtime import OnnxExportError, OnnxModel
+from vos.model.config import ModelConfig, get_config
+from vos.model.sam2 import SAM2Model
+from vos.tracking.core import TrackerSettings
+from vos.tracking.live_tracker import LiveTracker
+from vos.tracking.prompts import Prompt
+from vos.tracking.video_predictor import VideoPredictor
 
 STAGE_TOL = 1e-4
 VIDEO_TOL = 1e-3
@@ -377,7 +384,7 @@ def test_a_failed_or_interrupted_export_changes_nothing(embedded, copy_of, tmp_p
     args, model, _ = embedded
     folder = copy_of()
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    import vos.onnx_export as onnx_export
+    import vos.export.exporter as onnx_export
 
     calls = []
 

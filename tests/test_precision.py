@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from videos import write_jpegs
-from vos import TrackerSettings, VideoPredictor, load_model
-from vos.checkpoint import build_model
+
 from evaluation.interactive import deepest_point
-from vos.live import LiveTracker
-from vos.prompts import Prompt
+from vos import TrackerSettings, VideoPredictor, load_model
+from vos.tracking.live_tracker import LiveTracker
+from vos.tracking.prompts import Prompt
 from vos.train.synthetic import generate_video
+from vos.weights.checkpoint import build_model
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_bfloat16_without_native_support_is_said_once(monkeypatch, native):
     # warning per process says it is slower than float32 there.
     import warnings
 
-    import vos.inference_core as core
+    import vos.tracking.core as core
 
     monkeypatch.setattr(core, "CPU_BFLOAT16", native)
     core.warn_without_cpu_bfloat16.cache_clear()

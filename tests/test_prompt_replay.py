@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from streams import FrameArray
 from tiny import tiny_tracking_model
 from videos import moving_shapes
+
+from streams import FrameArray
 from vos import TrackerSettings, VideoPredictor
-from vos.prompts import FramePrompt, Prompt, PromptError, merge_prompts, read_prompt_file, write_prompt_file
+from vos.tracking.prompts import (
+    FramePrompt,
+    Prompt,
+    PromptError,
+    merge_prompts,
+    read_prompt_file,
+    write_prompt_file,
+)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vos.position_encoding import apply_rope
+from vos.model.position_encoding import apply_rope
 
 
 def _reference(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -14,12 +14,12 @@ import av
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from forked_sam2 import promote_memories
 from oracle import max_diff, random_state_dict, sam2_build, set_presence
+from PIL import Image
+
 from vos import sam2_compat
-from vos.transforms import preprocess
+from vos.model.transforms import preprocess
 
 SIZE = 256  # the model's input, through the override both builders read
 NUM_FRAMES = 8

@@ -7,10 +7,15 @@ import warnings
 import pytest
 import torch
 
-from vos import sam2_overrides
+from vos.sam2_compat import overrides as sam2_overrides
 from vos.errors import UnknownNameError
 from vos.sam2_compat import build_sam2, build_sam2_video_predictor
-from vos.sam2_overrides import IgnoredArgumentWarning, config_for, parse_overrides, read_build_arguments
+from vos.sam2_compat.overrides import (
+    IgnoredArgumentWarning,
+    config_for,
+    parse_overrides,
+    read_build_arguments,
+)
 
 SMALL = ["++model.image_size=64"]
 

@@ -12,19 +12,30 @@ import numpy as np
 import pytest
 import supervision as sv
 from PIL import Image
+from tiny import tiny_tracking_model
+from videos import moving_shapes, write_jpegs
 
 from evaluation.davis import evaluate_sequence
 from evaluation.masks import read_index_png
 from evaluation.sav import evaluate_video
 from streams import FrameFolder, SourceError, VideoFile
-from streams.masks import PaletteMaskWriter, PerObjectMaskWriter, davis_palette, write_palette_png
+from streams.masks import (
+    PaletteMaskWriter,
+    PerObjectMaskWriter,
+    davis_palette,
+    write_palette_png,
+)
 from streams.overlay import OverlayVideoWriter
-from tiny import tiny_tracking_model
-from videos import moving_shapes, write_jpegs
-from vos.checkpoint import save_model
 from vos.cli import main
-from vos.prompts import FramePrompt, Prompt, PromptError, merge_prompts, read_prompt_file
-from vos.track import TrackError, track_video
+from vos.jobs.track import TrackError, track_video
+from vos.tracking.prompts import (
+    FramePrompt,
+    Prompt,
+    PromptError,
+    merge_prompts,
+    read_prompt_file,
+)
+from vos.weights.checkpoint import save_model
 
 
 def decode(path: Path) -> list[np.ndarray]:

@@ -8,16 +8,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tiny import tiny_tracking_model
+from videos import moving_shapes
 
 from evaluation.masks import read_index_png
 from streams import Frame, FrameArray
 from streams.recent import RecentFrames
-from tiny import tiny_tracking_model
-from videos import moving_shapes
-from vos.prompts import FramePrompt, Prompt
-from vos.results import FrameResult
-from vos.sinks import MASK_SINKS, OverlaySink, PaletteMaskSink, PerObjectMaskSink, Sink, mask_sink
-from vos.track import track_video
+from vos.jobs.sinks import (
+    MASK_SINKS,
+    OverlaySink,
+    PaletteMaskSink,
+    PerObjectMaskSink,
+    Sink,
+    mask_sink,
+)
+from vos.jobs.track import track_video
+from vos.tracking.prompts import FramePrompt, Prompt
+from vos.tracking.results import FrameResult
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +52,7 @@ def test_track_from_a_later_frame_decodes_each_frame_once_and_writes_the_overlay
 
     frames = moving_shapes(12, (64, 96))
     source = _CountingFrames(frames)
-    monkeypatch.setattr("vos.track._HELD_BYTES", 2 * 64 * 96 * 3)  # the backward pass in parts of 2 frames
+    monkeypatch.setattr("vos.jobs.track._HELD_BYTES", 2 * 64 * 96 * 3)  # the backward pass in parts of 2 frames
     prompts = [FramePrompt(5, 1, Prompt.make(points=[[30, 30]]))]
     out = track_video(tiny_tracking_model(), source, prompts, tmp_path, progress=False)
     assert source.reads == Counter({i: 1 for i in range(12)})
@@ -107,7 +114,7 @@ def test_mask_formats_become_sinks_in_one_place(tmp_path):
     assert isinstance(mask_sink("davis", tmp_path / "d", []), PaletteMaskSink)
     assert isinstance(mask_sink("sav", tmp_path / "s", []), PerObjectMaskSink)
     assert mask_sink("none", tmp_path / "n", []) is None and set(MASK_SINKS) == {"davis", "sav", "none"}
-    for module in ("vos/track.py", "vos/everything.py", "vos/live_job.py", "vos/dataset_run.py"):
+    for module in ("vos/jobs/track.py", "vos/jobs/everything.py", "vos/jobs/live.py", "vos/jobs/dataset_masks.py"):
         tree = ast.parse((ROOT / module).read_text())
         formats = [c.value for n in ast.walk(tree) if isinstance(n, (ast.Compare, ast.Dict))
                    for c in ast.walk(n) if isinstance(c, ast.Constant) and c.value in ("davis", "sav")]

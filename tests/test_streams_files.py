@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from videos import moving_shapes, write_jpegs
 
 from streams import FrameFolder, SourceError, VideoFile, open_video
-from videos import moving_shapes, write_jpegs
 
 
 def test_video_file_random_access_matches_sequential(shared_dir):

@@ -4,16 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from streams import open_video
 from tiny import tiny_tracking_model
 from videos import moving_shapes, write_jpegs
-from vos.inference_core import TrackerSettings
-from vos.live import FrameSizeError, LiveTracker
-from vos.prompts import Prompt, PromptError
+
+from streams import open_video
 from vos.sam2_compat import SAM2VideoPredictor
-from vos.sam2_frames import Sam2Frames
-from vos.video_predictor import VideoPredictor
+from vos.sam2_compat.frames import Sam2Frames
+from vos.tracking.core import TrackerSettings
+from vos.tracking.live_tracker import FrameSizeError, LiveTracker
+from vos.tracking.prompts import Prompt, PromptError
+from vos.tracking.video_predictor import VideoPredictor
 
 NUM_FRAMES = 24
 
@@ -217,7 +217,7 @@ def test_sam2_adapter_has_the_official_calls_and_shapes(model, folder):
 def test_rope_tables_do_not_grow_with_the_memory():
     """Memory attention keeps one rotation table per grid size, however many memory frames and pointers
     it sees (a table per memory length would add megabytes per frame in a long run)."""
-    from vos.memory_attention import MemoryAttention
+    from vos.model.memory_attention import MemoryAttention
 
     attention = MemoryAttention(d_model=32, num_layers=2, mem_dim=16, dim_feedforward=64, dropout=0.0).eval()
     n = 16  # a 4x4 grid

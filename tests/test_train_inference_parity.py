@@ -7,15 +7,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny import tiny_tracking_model
 
 from memory import MemorySettings
 from streams import FrameArray
-from tiny import tiny_tracking_model
 from vos import LiveTracker, Prompt, TrackerSettings, VideoPredictor
+from vos.model.transforms import preprocess
 from vos.train.clips import Clip
 from vos.train.rollout import PromptSimulation, rollout
 from vos.train.synthetic import generate_video
-from vos.transforms import preprocess
 
 # Training keeps memories in float32 (gradients flow through them); so do the trackers here.
 SETTINGS = dict(memory=MemorySettings(storage_dtype=torch.float32, max_prompted_frames=None))

@@ -6,18 +6,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from streams.masks import write_palette_png
 from tiny import tiny_config
 from videos import write_jpegs
-from vos.checkpoint import read_checkpoint, save_model, training_history
+
+from streams.masks import write_palette_png
 from vos.cli import main
-from vos.model import HeadOutput, SAM2Model
+from vos.model.sam2 import HeadOutput, SAM2Model
 from vos.train.clips import ClipSampler, ClipSettings, DavisVideos
 from vos.train.loss import dice, mask_iou, sigmoid_focal, step_loss
 from vos.train.rollout import PromptSimulation, rollout
 from vos.train.synthetic import generate_video
 from vos.train.trainer import Trainer, TrainSettings
+from vos.weights.checkpoint import read_checkpoint, save_model, training_history
 
 PALETTE = [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0] + [0] * (256 * 3 - 12)
 
@@ -230,8 +230,8 @@ def test_vos_train_initialises_the_trunk_from_mae_hiera_weights(tmp_path):
     """--init-trunk takes a hiera-transformer checkpoint ({"model_state": ...}) through the converter; with
     a zero learning rate the saved trunk is exactly the converted one."""
     hiera = pytest.importorskip("hiera", reason="hiera-transformer is not installed")
-    from vos.config import get_config
-    from vos.hiera_convert import convert_hiera_state_dict
+    from vos.model.config import get_config
+    from vos.weights.mae import convert_hiera_state_dict
 
     trunk = get_config("vos_small").trunk
     reference = hiera.Hiera(embed_dim=trunk.embed_dim, num_heads=trunk.num_heads, stages=trunk.stages)

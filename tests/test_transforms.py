@@ -5,7 +5,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vos.transforms import PIXEL_MEAN, PIXEL_STD, fill_holes, non_overlapping, preprocess, to_video_resolution
+from vos.model.transforms import (
+    PIXEL_MEAN,
+    PIXEL_STD,
+    fill_holes,
+    non_overlapping,
+    preprocess,
+    to_video_resolution,
+)
 
 
 def test_preprocess_is_close_to_the_official_pil_resize():

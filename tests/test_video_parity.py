@@ -10,15 +10,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from oracle import build_official, random_state_dict, set_presence
-from replay import check as _check, click as _click, disc_mask as _disc_mask, replay as _replay
+from replay import check as _check
+from replay import click as _click
+from replay import disc_mask as _disc_mask
+from replay import replay as _replay
 from videos import davis_clip, moving_shapes, write_jpegs
-from vos.config import get_config
-from vos.inference_core import TrackerSettings
-from vos.kernels import use_packed_kernels
+
 from memory import MemorySettings
-from vos.model import SAM2Model
+from vos.model.config import get_config
+from vos.model.kernels import use_packed_kernels
+from vos.model.sam2 import SAM2Model
+from vos.tracking.core import TrackerSettings
 
 SIZE = 256
 NUM_FRAMES = 12
@@ -62,7 +65,7 @@ def test_clicks_on_a_real_clip(models, real, history, packed):
 @torch.no_grad()
 def test_clicks_box_and_mask_for_three_objects(models, synthetic, batch, memory_bytes, monkeypatch):
     if memory_bytes is not None:  # objects whose memory keys exceed the budget go through memory attention alone
-        monkeypatch.setattr("vos.inference_core._BATCH_MEMORY_BYTES", memory_bytes)
+        monkeypatch.setattr("vos.tracking.core._BATCH_MEMORY_BYTES", memory_bytes)
     official, ours = models
     actions = [
         _click(0, 1, [[32, 38]], [1]),

@@ -1,6 +1,6 @@
 """A very small custom config for fast tests of the model machinery."""
-from vos.config import ModelConfig
-from vos.hiera import HieraConfig
+from vos.model.config import ModelConfig
+from vos.model.hiera import HieraConfig
 
 
 def tiny_config(image_size: int = 64, **changes) -> ModelConfig:
@@ -19,7 +19,8 @@ def tiny_tracking_model():
     """The tiny config at 64 px with random weights whose objects are judged present: masks that move
     with the input, for tests of the tracking machinery."""
     from oracle_free import random_state_dict, set_presence
-    from vos.model import SAM2Model
+
+    from vos.model.sam2 import SAM2Model
 
     model = SAM2Model(tiny_config(image_size=64)).eval()
     model.load_state_dict(random_state_dict(model.state_dict(), seed=3))

@@ -1,105 +1,54 @@
-"""vos: real-time video object segmentation and tracking, compatible with SAM 2 / SAM 2.1 checkpoints."""
+"""vos: real-time video object segmentation and tracking, compatible with SAM 2 / SAM 2.1 checkpoints.
+
+The public API, re-exported from the subpackages where it lives. Names are imported on first use, so that
+``import vos`` (and every ``vos`` command) costs only what it touches: ``vos --help`` imports no torch.
+
+* ``vos.model``: the network (``SAM2Model``, its configs and modules);
+* ``vos.weights``: loading and saving weights, official downloads, the embedded model;
+* ``vos.tracking``: the per-frame core and the trackers (``VideoPredictor``, ``LiveTracker``, ...);
+* ``vos.image``: single images (``ImagePredictor``, ``MaskGenerator``);
+* ``vos.jobs``: what the commands run (track, live, segment, demo, eval) and their sinks;
+* ``vos.export``, ``vos.sam2_compat``, ``vos.app``, ``vos.train``.
+"""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import torch
-
-from .checkpoint import CheckpointError, build_model, check_fits, infer_config, read_checkpoint, save_model
-from .config import OFFICIAL_CONFIGS, HieraConfig, ModelConfig, get_config
-from .device import check_device
-from .eval_run import EvalRun, evaluate
-from .everything import EverythingSettings, EverythingTracker
-from .hub import DownloadError, canonical_name, checkpoint_path
-from .inference_core import TrackerSettings
-from .image_predictor import ImagePredictor
-from .live import FrameSizeError, LiveTracker
-from .mask_generator import MaskGenerator
-from .model import NO_OBJ_SCORE, HeadOutput, SAM2Model
-from .prompts import Prompt, PromptError
-from .results import FrameResult
-from .video_predictor import VideoPredictor
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-# vos's own small model (config ``vos_small``), trained with ``vos train`` and shipped in the package.
-DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "vos_small.pt"
+_EXPORTS = {
+    "vos.weights.checkpoint": ["CheckpointError", "build_model", "check_fits", "infer_config", "read_checkpoint",
+                               "save_model"],
+    "vos.weights.hub": ["DownloadError", "canonical_name", "checkpoint_path"],
+    "vos.weights.load": ["DEFAULT_WEIGHTS", "load_model"],
+    "vos.model.config": ["OFFICIAL_CONFIGS", "HieraConfig", "ModelConfig", "get_config"],
+    "vos.model.device": ["check_device"],
+    "vos.model.sam2": ["NO_OBJ_SCORE", "HeadOutput", "SAM2Model"],
+    "vos.tracking.core": ["TrackerSettings"],
+    "vos.tracking.everything": ["EverythingSettings", "EverythingTracker"],
+    "vos.tracking.live_tracker": ["FrameSizeError", "LiveTracker"],
+    "vos.tracking.prompts": ["Prompt", "PromptError"],
+    "vos.tracking.results": ["FrameResult"],
+    "vos.tracking.video_predictor": ["VideoPredictor"],
+    "vos.image.predictor": ["ImagePredictor"],
+    "vos.image.mask_generator": ["MaskGenerator"],
+    "vos.jobs.evaluate": ["EvalRun", "evaluate"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
 
 
-def load_model(
-    path_or_name: str | os.PathLike | None = None,
-    *,
-    config: ModelConfig | str | None = None,
-    image_size: int | None = None,
-    device: str | torch.device = "cpu",
-    progress: bool = True,
-) -> SAM2Model:
-    """Load a model from a checkpoint file or an official checkpoint name.
-
-    Args:
-        path_or_name: a file (official ``{"model": ...}``, vos's own format, or a bare state dict), an
-            official name such as ``"sam2.1_hiera_tiny"`` (downloaded once into the cache), or ``None`` for
-            the embedded default model.
-        config: the config to load into; by default the file's own (vos format) or the official config
-            whose keys and shapes the weights match (among configs with the same keys, such as EfficientTAM's
-            variants, the one the file is named after).
-        image_size: run the model at another square input size (a multiple of 32).
-        device: where to put the model.
-    Returns:
-        the model in eval mode.
-    """
-    device = check_device(device)
-    if path_or_name is None:
-        if not DEFAULT_WEIGHTS.exists():
-            raise FileNotFoundError(f"the embedded model is missing from this installation: {DEFAULT_WEIGHTS}")
-        path_or_name = DEFAULT_WEIGHTS
-    path = Path(path_or_name)
-    if not path.exists() and canonical_name(str(path_or_name)) is not None:
-        path = checkpoint_path(str(path_or_name), progress=progress)
-    state_dict, stored = read_checkpoint(path)
-    if isinstance(config, str):
-        config = get_config(config)
-    try:
-        if config is None:
-            config = stored if stored is not None else infer_config(state_dict, file_name=path.stem)
-        if image_size is not None:
-            config = config.replace(image_size=image_size)
-        model = build_model(config, state_dict)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
-    return model.to(device)
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vos' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
 
-__all__ = [
-    "CheckpointError",
-    "DEFAULT_WEIGHTS",
-    "DownloadError",
-    "EvalRun",
-    "EverythingSettings",
-    "EverythingTracker",
-    "FrameResult",
-    "FrameSizeError",
-    "HeadOutput",
-    "HieraConfig",
-    "ImagePredictor",
-    "LiveTracker",
-    "MaskGenerator",
-    "ModelConfig",
-    "NO_OBJ_SCORE",
-    "OFFICIAL_CONFIGS",
-    "Prompt",
-    "PromptError",
-    "SAM2Model",
-    "TrackerSettings",
-    "VideoPredictor",
-    "build_model",
-    "check_fits",
-    "evaluate",
-    "checkpoint_path",
-    "get_config",
-    "infer_config",
-    "load_model",
-    "read_checkpoint",
-    "save_model",
-]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+

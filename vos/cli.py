@@ -6,7 +6,7 @@ import sys
 
 
 def _info(args: argparse.Namespace) -> int:
-    from . import load_model
+    from .weights.load import load_model
 
     model = load_model(args.checkpoint, config=args.config, image_size=args.image_size)
     cfg = model.config
@@ -17,8 +17,8 @@ def _info(args: argparse.Namespace) -> int:
     print(f"parameters:  {params:,}")
     from pathlib import Path
 
-    from . import DEFAULT_WEIGHTS
-    from .checkpoint import training_history
+    from .weights.checkpoint import training_history
+    from .weights.load import DEFAULT_WEIGHTS
 
     path = Path(args.checkpoint) if args.checkpoint else DEFAULT_WEIGHTS
     for i, run in enumerate(training_history(path) if path.is_file() else [], 1):
@@ -29,7 +29,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from .hub import OFFICIAL_CHECKPOINTS, checkpoint_path
+    from .weights.hub import OFFICIAL_CHECKPOINTS, checkpoint_path
 
     names = sorted(OFFICIAL_CHECKPOINTS) if args.name == "all" else [args.name]
     for name in names:
@@ -38,7 +38,7 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .eval_run import evaluate
+    from .jobs.evaluate import evaluate
 
     run = evaluate(args.dataset, args.root, predictions=args.predictions, checkpoint=args.checkpoint,
                    config=args.config, image_size=args.image_size, images=args.images, split=args.split,
@@ -106,7 +106,7 @@ def _numbers(text: str, count: tuple[int, ...], what: str) -> list[float]:
 
 
 def _cli_prompts(args: argparse.Namespace) -> list:
-    from .prompts import FramePrompt, Prompt, read_mask_png, read_prompt_file
+    from .tracking.prompts import FramePrompt, Prompt, read_mask_png, read_prompt_file
 
     prompts = read_prompt_file(args.prompts) if args.prompts else []
     for kind, value, obj, frame in getattr(args, "prompt_items", None) or []:
@@ -127,7 +127,7 @@ def _track(args: argparse.Namespace) -> int:
         return _track_everything(args)
     from pathlib import Path
 
-    from .track import check_out_dir, check_request, track_settings, track_video
+    from .jobs.track import check_out_dir, check_request, track_settings, track_video
 
     prompts = _cli_prompts(args)
     out = Path(args.out or Path("vos-out") / Path(args.input).stem)
@@ -148,8 +148,8 @@ def _track(args: argparse.Namespace) -> int:
 
 
 def _app(args: argparse.Namespace) -> int:
-    from . import load_model
     from .app import App, serve
+    from .weights.load import load_model
 
     def model(checkpoint: str | None):
         return load_model(checkpoint, config=args.config, image_size=args.image_size, device=args.device or "cpu")
@@ -170,8 +170,8 @@ def _live(args: argparse.Namespace) -> int:
     from streams import Backoff, open_live
     from streams.network import is_network_url
 
-    from .inference_core import TrackerSettings
-    from .live_job import run_live
+    from .jobs.live import run_live
+    from .tracking.core import TrackerSettings
 
     prompts = _cli_prompts(args)
     if args.out and Path(args.out).is_dir():
@@ -201,7 +201,7 @@ def _live(args: argparse.Namespace) -> int:
 def _tracking_model(args: argparse.Namespace):
     """The model 'vos track' and 'vos live' run: PyTorch's (--checkpoint ...), or an ONNX export's on ONNX
     Runtime (--runtime onnx DIR), which defines the model itself."""
-    from . import load_model
+    from .weights.load import load_model
 
     kind, folder = args.runtime
     if kind == "torch":
@@ -217,7 +217,7 @@ def _tracking_model(args: argparse.Namespace):
         raise ValueError(f"--runtime onnx runs on the CPU (ONNX Runtime's CPU execution provider), not --device {args.device}")
     if args.everything:
         raise ValueError("--everything needs the automatic mask generator, which is not exported: use the PyTorch runtime")
-    from .onnx_runtime import OnnxModel
+    from .export.runtime import OnnxModel
 
     return OnnxModel(folder)
 
@@ -236,8 +236,8 @@ class _RuntimeAction(argparse.Action):
 
 
 def _export(args: argparse.Namespace) -> int:
-    from . import load_model
-    from .onnx_export import OPSET, export_model
+    from .export.exporter import OPSET, export_model
+    from .weights.load import load_model
 
     model = load_model(args.checkpoint, config=args.config, image_size=args.image_size)
     source = args.checkpoint or "the embedded vos model"
@@ -253,7 +253,7 @@ def _everything_settings(args: argparse.Namespace):
     """The --everything options as settings, or None without --everything."""
     if not args.everything:
         return None
-    from .everything import EverythingSettings
+    from .tracking.everything import EverythingSettings
 
     return EverythingSettings(every=args.every, points_per_side=args.points_per_side, max_objects=args.max_objects,
                               pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_score_thresh)
@@ -262,9 +262,9 @@ def _everything_settings(args: argparse.Namespace):
 def _track_everything(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .everything import track_everything
-    from .inference_core import TrackerSettings
-    from .track import check_out_dir
+    from .jobs.everything import track_everything
+    from .jobs.track import check_out_dir
+    from .tracking.core import TrackerSettings
 
     if getattr(args, "prompt_items", None) or args.prompts:
         raise ValueError("--everything finds the objects itself: give no --point, --box, --mask or --prompts with it")
@@ -308,9 +308,9 @@ def _segment(args: argparse.Namespace) -> int:
     from streams.masks import write_binary_png
     from streams.overlay import Annotator
 
-    from . import load_model
-    from .mask_generator import MaskGenerator, compress_rle, mask_to_rle
-    from .results import detections_from_masks
+    from .image.mask_generator import MaskGenerator, compress_rle, mask_to_rle
+    from .tracking.results import detections_from_masks
+    from .weights.load import load_model
 
     source = Path(args.input)
     if source.is_dir():
@@ -350,8 +350,8 @@ def _segment(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from . import load_model
-    from .demo import run_demo
+    from .jobs.demo import run_demo
+    from .weights.load import load_model
 
     model = load_model(args.checkpoint)
     result = run_demo(model, args.out, seed=args.seed, num_frames=args.frames)
@@ -613,11 +613,11 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in trained weights' lineage
     from streams import SourceError
 
-    from .checkpoint import CheckpointError
     from .errors import UnknownNameError
-    from .hub import DownloadError
-    from .onnx_export import OnnxExtraMissing
-    from .track import TrackError
+    from .export.exporter import OnnxExtraMissing
+    from .jobs.track import TrackError
+    from .weights.checkpoint import CheckpointError
+    from .weights.hub import DownloadError
 
     try:
         return args.func(args)

@@ -19,10 +19,10 @@ import numpy as np
 
 from streams import SourceError, is_network_url, redact_url
 
-from ..checkpoint import CheckpointError
 from ..errors import UnknownNameError
-from ..hub import DownloadError
-from ..track import TrackError
+from ..jobs.track import TrackError
+from ..weights.checkpoint import CheckpointError
+from ..weights.hub import DownloadError
 from .session import BusyError, Session, render_masks
 
 HOST = "127.0.0.1"

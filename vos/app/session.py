@@ -4,7 +4,7 @@ frame, and at most one job (tracking or an export) at a time.
 What the page shows is what ``vos track`` computes for the prompts: a click on an object and frame shows
 the mask that object gets there when the prompts are replayed (:meth:`VideoPredictor.add_prompts` on that
 object and frame alone, which is all its mask there depends on); tracking replays every prompt and
-propagates as ``vos track`` does, with its settings (:func:`vos.track.track_settings`). Clicks on a frame
+propagates as ``vos track`` does, with its settings (:func:`vos.jobs.track.track_settings`). Clicks on a frame
 an object was tracked on start from the tracked mask (recorded as a mask prompt, which the clicks refine),
 so that they correct it; the next tracking run takes the corrected frame as a prompted one.
 """
@@ -24,11 +24,24 @@ from streams import VideoFile, open_video
 from streams.masks import davis_palette
 
 from ..errors import UnknownNameError
-from ..model import SAM2Model
-from ..prompts import MAX_PALETTE_ID, FramePrompt, Prompt, PromptError, write_prompt_file
-from ..results import FrameResult
-from ..track import TrackInterrupted, TrackOutputs, check_out_dir, check_request, track_settings, track_video
-from ..video_predictor import VideoPredictor
+from ..jobs.track import (
+    TrackInterrupted,
+    TrackOutputs,
+    check_out_dir,
+    check_request,
+    track_settings,
+    track_video,
+)
+from ..model.sam2 import SAM2Model
+from ..tracking.prompts import (
+    MAX_PALETTE_ID,
+    FramePrompt,
+    Prompt,
+    PromptError,
+    write_prompt_file,
+)
+from ..tracking.results import FrameResult
+from ..tracking.video_predictor import VideoPredictor
 from .masks import MaskStore
 
 KEEP_ENCODED = 8  # frames whose features stay cached: those the user is clicking on and around

@@ -12,7 +12,7 @@ import torch
 from evaluation.masks import frame_pngs, read_index_png
 from streams import FrameFolder
 
-from ..transforms import preprocess
+from ..model.transforms import preprocess
 from .composite import CompositeSource
 from .synthetic import generate_video
 

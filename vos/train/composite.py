@@ -10,8 +10,8 @@ scale, turn, occlude each other in a fixed depth order, and leave the frame and 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2

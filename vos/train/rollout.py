@@ -9,8 +9,8 @@ import torch
 
 from memory import MemoryBank, MemorySettings
 
-from ..inference_core import clicked_heads, memory_from_logits, tracked_heads
-from ..model import HeadOutput, SAM2Model
+from ..model.sam2 import HeadOutput, SAM2Model
+from ..tracking.core import clicked_heads, memory_from_logits, tracked_heads
 from .clips import Clip
 from .loss import step_loss
 

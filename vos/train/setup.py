@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import build_model, training_history
-from ..config import get_config
-from ..model import SAM2Model
+from ..model.config import get_config
+from ..model.sam2 import SAM2Model
+from ..weights.checkpoint import build_model, training_history
 from .clips import ClipSampler, ClipSettings, DavisVideos
 from .composite import CompositeSource
 
@@ -26,7 +26,7 @@ def starting_model(
     to fine-tune (its lineage goes on); otherwise ``config`` from scratch, seeded, with the trunk from MAE
     Hiera weights when ``init_trunk`` is given."""
     if init is not None:
-        from .. import load_model
+        from ..weights.load import load_model
 
         model = load_model(init, image_size=image_size)
         lineage = training_history(init) if Path(init).is_file() else []
@@ -37,7 +37,7 @@ def starting_model(
     torch.manual_seed(seed)
     model = build_model(cfg)
     if init_trunk is not None:
-        from ..hiera_convert import load_mae_trunk
+        from ..weights.mae import load_mae_trunk
 
         load_mae_trunk(model.image_encoder.trunk, init_trunk, cfg.trunk)
     return model, []

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import save_model
-from ..config import ModelConfig
-from ..model import SAM2Model
+from ..model.config import ModelConfig
+from ..model.sam2 import SAM2Model
+from ..weights.checkpoint import save_model
 from .clips import ClipSampler
 from .rollout import PromptSimulation, rollout
 
@@ -69,7 +69,7 @@ class Trainer:
     * ``model.pt``: the weights at the last checkpoint, with their lineage;
     * ``log.jsonl``: one line per checkpoint with the mean losses, and J&F when validated.
 
-    The lineage (``"training"`` in both files, :func:`vos.checkpoint.training_history`) is the history of
+    The lineage (``"training"`` in both files, :func:`vos.weights.checkpoint.training_history`) is the history of
     the weights it started from, ``lineage``, followed by this run: ``run`` (what it was asked to do, e.g. the
     command line) with its settings and the steps done. Weights that carry it can be trained further by
     anyone, long after the run that made them (the optimiser's moments are not kept there: a new run
@@ -190,7 +190,8 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """J&F of the current weights on the validation sequences (first-frame masks, official protocol)."""
         from evaluation.benchmark import evaluate_davis
-        from vos.dataset_run import predict_davis
+
+        from ..jobs.dataset_masks import predict_davis
 
         root, names = self.validation
         self.model.eval()

@@ -1,0 +1,62 @@
+"""``vos track --everything``: every object of a video found by the automatic mask generator and tracked
+into files, as :func:`vos.jobs.track.track_video` writes them."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tqdm import tqdm
+
+from streams import SeekableSource, open_video
+
+from ..model.sam2 import SAM2Model
+from ..tracking.core import TrackerSettings
+from ..tracking.everything import EverythingSettings, EverythingTracker
+from .sinks import MASK_SINKS, OverlaySink, mask_sink, palette_ids
+from .track import check_out_dir, frame_names, remove_previous_outputs
+
+
+def track_everything(
+    model: SAM2Model,
+    video: str | os.PathLike | SeekableSource,
+    out_dir: str | os.PathLike,
+    *,
+    settings: EverythingSettings | None = None,
+    overlay: bool = True,
+    masks: str = "davis",
+    tracker_settings: TrackerSettings | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> tuple[int, int]:
+    """Track every object of ``video`` forward from frame 0 into ``out_dir/overlay.mp4`` and
+    ``out_dir/masks/`` (``masks``: ``"davis"`` palette PNGs, ids up to 255, ``"sav"`` one PNG per object
+    and frame, or ``"none"``). Objects found on a later frame are tracked from that frame on.
+    A folder holding an earlier run's outputs is refused unless ``overwrite``, which replaces them, as
+    :func:`vos.jobs.track.track_video` does. Returns ``(frames, objects found)``."""
+    if masks not in MASK_SINKS:
+        raise ValueError(f"unknown mask format {masks!r}; use one of {tuple(MASK_SINKS)}")
+    settings = settings or EverythingSettings()
+    if palette_ids(masks):
+        limit = 255 if settings.max_id is None else min(settings.max_id, 255)
+        settings = EverythingSettings(**{**settings.__dict__, "max_id": limit})
+    out_dir = Path(out_dir)
+    replaced = check_out_dir(out_dir, overwrite)
+    source = video if isinstance(video, SeekableSource) else open_video(video)
+    if replaced:
+        remove_previous_outputs(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tracker = EverythingTracker(model, settings, tracker_settings or TrackerSettings.official(keep_history=False))
+    sinks = [s for s in (mask_sink(masks, out_dir / "masks", frame_names(source)),
+                         OverlaySink(out_dir / "overlay.mp4", source.fps or 25.0) if overlay else None) if s is not None]
+    frames = 0
+    try:
+        for index in tqdm(range(len(source)), desc="tracking everything", unit="frame", disable=not progress):
+            frame = source.read(index)
+            result = tracker.step(frame.image)
+            for sink in sinks:
+                sink.write(frame, result)
+            frames += 1
+    finally:
+        for sink in sinks:
+            sink.close()
+    return frames, tracker.next_id - 1

@@ -1,0 +1,125 @@
+"""``vos live``: track prompted objects in a live source until stopped, writing an overlay video and
+reporting frames per second, capture-to-mask latency and dropped frames."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from streams import FrameSource
+from streams.overlay import Annotator
+
+from ..model.sam2 import SAM2Model
+from ..tracking.core import TrackerSettings
+from ..tracking.everything import EverythingSettings, EverythingTracker
+from ..tracking.live_tracker import LiveTracker
+from ..tracking.prompts import FramePrompt, PromptError, merge_prompts
+from .sinks import OverlaySink
+
+
+@dataclass
+class LiveReport:
+    """``latencies`` are seconds from a frame's capture (decode) to its mask; ``dropped`` frames were
+    replaced by newer ones before the tracker could take them; ``gaps`` are reconnection outages."""
+
+    frames: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    dropped: int = 0
+    reconnects: int = 0
+    gaps: list[float] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    def latency(self, q: float) -> float:
+        return float(np.quantile(self.latencies, q)) if self.latencies else float("nan")
+
+    def line(self) -> str:
+        return (f"{self.frames} frames, {self.fps:.1f} fps, latency median {self.latency(0.5) * 1000:.0f} ms, "
+                f"p95 {self.latency(0.95) * 1000:.0f} ms, dropped {self.dropped}, reconnects {self.reconnects}")
+
+
+def _display_available() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def run_live(
+    model: SAM2Model,
+    source: FrameSource,
+    prompts: list[FramePrompt],
+    out: str | os.PathLike | None = None,
+    *,
+    show: bool | None = None,
+    max_frames: int | None = None,
+    report_every: float = 1.0,
+    log=print,
+    settings: TrackerSettings | None = None,
+    everything: EverythingSettings | None = None,
+) -> LiveReport:
+    """Track until the source ends, ``max_frames`` frames, or Ctrl-C. Prompts apply to the first frame
+    (their ``frame`` must be 0). The overlay video and the window are optional; files are closed cleanly
+    however the run ends. ``settings`` default to :meth:`TrackerSettings.live`. With ``everything``, the
+    objects are found by :class:`vos.tracking.everything.EverythingTracker` instead of prompts."""
+    prompts = merge_prompts(prompts)
+    if everything is not None and prompts:
+        raise PromptError("--everything finds the objects itself: give no clicks, boxes or masks with it")
+    if not prompts and everything is None:
+        raise PromptError("nothing to track: give at least one click, box or mask for the first frame")
+    late = [p for p in prompts if p.frame != 0]
+    if late:
+        raise PromptError(f"object {late[0].obj_id}: live prompts are for the first frame; got frame {late[0].frame}")
+    show = _display_available() if show is None else show
+    tracker = LiveTracker(model, settings) if everything is None else EverythingTracker(model, everything, settings)
+    annotator = Annotator()
+    sinks = [OverlaySink(Path(out), fps=source.fps or 25.0, annotator=annotator)] if out else []
+    report = LiveReport()
+    started = last_report = time.time()
+    try:
+        for frame in source:
+            first = report.frames == 0
+            result = tracker.step(frame.image, {p.obj_id: p.prompt for p in prompts} if first else None)
+            now = time.time()
+            if frame.captured_at is not None:
+                report.latencies.append(now - frame.captured_at)
+            report.frames += 1
+            for sink in sinks:
+                sink.write(frame, result)
+            if show:
+                _show(annotator(frame.image, result.detections()))
+            if now - last_report >= report_every:
+                _update(report, source, started)
+                log(report.line())
+                last_report = now
+            if max_frames is not None and report.frames >= max_frames:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _update(report, source, started)
+        for sink in sinks:
+            sink.close()
+        if show:
+            import cv2
+
+            cv2.destroyAllWindows()
+    return report
+
+
+def _update(report: LiveReport, source: FrameSource, started: float) -> None:
+    report.seconds = time.time() - started
+    stats = getattr(source, "stats", None)
+    if stats is not None:
+        report.dropped, report.reconnects, report.gaps = stats.dropped, stats.reconnects, list(stats.gaps)
+
+
+def _show(image: np.ndarray) -> None:
+    import cv2
+
+    cv2.imshow("vos live", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+        raise KeyboardInterrupt

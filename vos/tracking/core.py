@@ -1,0 +1,538 @@
+"""The per-frame path, once, for the offline predictor and the live tracker; its heads for training.
+
+:meth:`InferenceCore.step` makes every decision about a frame (which objects are tracked or prompted,
+which outputs are encoded into memory and in which batch, what enters each bank, what is dropped) on
+the objects' :class:`TrackedObject` state. The front-ends keep what differs between them: the offline
+predictor random access, both directions and commits deferred until the user is done clicking; the
+live tracker the newest frame and bounded memory.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from memory import (
+    AdmissionPolicy,
+    AdmitAll,
+    FrameQuality,
+    MemoryBank,
+    MemorySettings,
+    Selection,
+)
+
+from ..model.image_encoder import ImageFeatures
+from ..model.kernels import CPU_BFLOAT16
+from ..model.sam2 import NO_OBJ_SCORE, HeadOutput, SAM2Model
+from ..model.transforms import (
+    RESIZES,
+    empty_logits,
+    fill_holes,
+    output_logits,
+    preprocess,
+)
+from .prompts import Prompt, PromptError
+from .results import FrameResult
+
+_PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@functools.cache
+def warn_without_cpu_bfloat16() -> None:
+    """Say once per process that bfloat16 fast mode runs without native support on this CPU."""
+    if not CPU_BFLOAT16:
+        warnings.warn(
+            f"this CPU ({torch.backends.cpu.get_cpu_capability()}) has no native bfloat16 arithmetic (AVX-512 BF16 or "
+            "AVX-NE-CONVERT): --precision bfloat16 runs on plain kernels here and is slower than float32; use "
+            "float32 on this machine", RuntimeWarning, stacklevel=3)
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """Behaviour of the predictor and tracker around the model.
+
+    ``fill_hole_area`` and ``binarize_prompt_masks`` are SAM 2's post-processing (the official builder's
+    ``apply_postprocessing=True`` sets 8 and True; together with the model config's
+    ``dynamic_multimask_via_stability``). ``non_overlap`` gives every pixel to at most one object in the
+    outputs. ``corrections_as_prompts`` makes clicks on an already tracked frame a prompted memory (SAM 2's
+    ``add_all_frames_to_correct_as_cond``) rather than an ordinary recent one. ``keep_history`` makes the
+    offline predictor keep every tracked frame's memory and low-resolution logits, as SAM 2 does, so that
+    any later propagation, from any frame, sees exactly what the official predictor would (about 0.8 MB
+    per object and frame at 1024); without it, memory per object stays bounded: whatever SAM 2's selection
+    can no longer reach from the current frame or from a prompt is dropped, which changes nothing for
+    propagations that start next to a prompt, but one restarted elsewhere begins with less memory.
+    ``batch_objects`` runs objects through memory attention and the decoder together; results then differ
+    from the official one-object-at-a-time predictor by float rounding (logits within about 1e-4);
+    turn it off to reproduce it bit for bit.
+
+    ``keep_corrections``: a correction on a tracked frame (clicks that do not make it a prompted memory)
+    stays that frame's output and memory when a later propagation passes it; the official predictor
+    (``False``) tracks such a frame again from memory, replacing the correction (which then only reaches
+    propagations that start after it). ``resize`` is how frames are squashed to the model's input:
+    ``"fast"`` (torch's 8-bit bicubic) or ``"pil"`` (PIL's bicubic, the official frame loader's pixels
+    exactly; see :func:`vos.model.transforms.preprocess`).
+
+    ``precision`` is the exact mode (``"float32"``) or a fast one: ``"bfloat16"`` (CPUs with AVX-512 BF16
+    or AMX, and GPUs) or ``"float16"`` (GPUs) runs the model under autocast; masks then agree with exact
+    mode at IoU of about 0.98 or better, logits are returned as float32 and memories are stored as always.
+    """
+
+    memory: MemorySettings = field(default_factory=MemorySettings)
+    admission: AdmissionPolicy = field(default_factory=AdmitAll)
+    fill_hole_area: int = 0
+    binarize_prompt_masks: bool = False
+    non_overlap: bool = False
+    corrections_as_prompts: bool = False
+    keep_history: bool = True
+    batch_objects: bool = True
+    keep_corrections: bool = True
+    resize: str = "fast"
+    precision: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.resize not in RESIZES:
+            raise ValueError(f"resize must be one of {RESIZES}, got {self.resize!r}")
+        if self.precision not in _PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(_PRECISIONS)}, got {self.precision!r}")
+
+    @classmethod
+    def official(cls, **changes) -> "TrackerSettings":
+        """The official video predictor's defaults (``build_sam2_video_predictor``, post-processing on)."""
+        return cls(**{"fill_hole_area": 8, "binarize_prompt_masks": True, "keep_corrections": False, **changes})
+
+    @classmethod
+    def vos_inference(cls, **changes) -> "TrackerSettings":
+        """The evaluation defaults of the official ``tools/vos_inference.py`` (DAVIS format): no
+        post-processing, non-overlapping objects, threshold 0."""
+        return cls(**{"non_overlap": True, **changes})
+
+    @classmethod
+    def live(cls, **changes) -> "TrackerSettings":
+        """For endless streams: re-prompts persist as prompted memories; memory stays bounded."""
+        return cls(**{"corrections_as_prompts": True, "keep_history": False, **changes})
+
+
+@dataclass
+class EncodedFrame:
+    """A frame after the image encoder: ``size = (H, W)`` of the original; features with batch 1."""
+
+    index: int
+    size: tuple[int, int]
+    features: ImageFeatures
+
+    @property
+    def vision(self) -> torch.Tensor:
+        """``(1, C, h, w)`` stride-16 features."""
+        return self.features.vision_features
+
+    def high_res(self, batch: int) -> list[torch.Tensor]:
+        """The high-resolution levels for the decoder (two, or none), expanded to ``batch`` objects."""
+        return [x.expand(batch, -1, -1, -1) for x in self.features.high_res_features]
+
+
+@dataclass(frozen=True)
+class ObjectOutput:
+    """One object on one frame: ``logits (1, 1, h, w)`` at the decoder's resolution (4x the feature map),
+    the object-score logit, the predicted IoU of the chosen mask, ``obj_ptr (C,)``, and once encoded, the
+    frame's ``memory (mem_dim, h/4, w/4)``. ``prompted`` says whether it is remembered as a prompted frame;
+    ``from_user`` whether its mask came from the user's input (then it is always remembered).
+    ``candidates``: when the decoder gave several masks for an ambiguous prompt, all of them, ``logits
+    (M, h, w)`` and their predicted IoUs ``(M,)`` (the chosen one has the highest), for a user to see."""
+
+    logits: torch.Tensor
+    object_score: float
+    iou: float
+    obj_ptr: torch.Tensor
+    prompted: bool = False
+    from_user: bool = False
+    memory: torch.Tensor | None = None
+    candidates: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def remember(self, bank: MemoryBank, frame: int) -> bool:
+        """Add this output to ``bank`` as frame ``frame`` (its memory must be encoded)."""
+        quality = None if self.from_user else FrameQuality(self.iou, self.object_score)
+        return bank.add(frame, self.memory, self.obj_ptr, self.object_score, self.prompted, quality)
+
+
+@dataclass
+class TrackedObject:
+    """One object's state across frames: its memory bank; the user's inputs per frame and the frames where
+    they made a prompted memory; the latest prediction per frame (``logits (1, 1, h, w)`` and object
+    score); the frames it was tracked on and in which direction (``True``: reverse); and prompt outputs
+    whose memory waits to be encoded (offline, until the user is done clicking on the frame)."""
+
+    bank: MemoryBank
+    inputs: dict[int, Prompt] = field(default_factory=dict)
+    prompted: set[int] = field(default_factory=set)
+    outputs: dict[int, tuple[torch.Tensor, float]] = field(default_factory=dict)
+    tracked: dict[int, bool] = field(default_factory=dict)
+    pending: dict[int, ObjectOutput] = field(default_factory=dict)
+
+    def nbytes(self) -> int:
+        return self.bank.nbytes() + sum(x.numel() * x.element_size() for x, _ in self.outputs.values())
+
+
+def _computes(method):
+    """Run an :class:`InferenceCore` method in inference mode, under autocast in a fast precision."""
+
+    @functools.wraps(method)
+    def wrapper(self: "InferenceCore", *args, **kwargs):
+        dtype = _PRECISIONS[self.settings.precision]
+        autocast = torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+class InferenceCore:
+    """The per-frame path: encodes frames, decides which objects are tracked or prompted on a frame,
+    decodes their masks in batches, encodes their memories and enters them into the objects' banks.
+
+    ``seekable``: frames come from a video with random access (the offline predictor), so a later
+    propagation may start anywhere, in either direction; otherwise (a stream) the next frame is always
+    the newest, and each object keeps only its state for the current frame.
+    """
+
+    def __init__(self, model: SAM2Model, settings: TrackerSettings | None = None, seekable: bool = True) -> None:
+        self.model = model.eval()
+        self.settings = settings or TrackerSettings()
+        if self.settings.precision != "float32" and not isinstance(model, torch.nn.Module):
+            raise ValueError(f"precision {self.settings.precision!r} runs the model under torch.autocast, which only "
+                             f"a PyTorch model follows; {type(model).__name__} computes in float32")
+        if self.settings.precision == "bfloat16" and self.device.type == "cpu":
+            warn_without_cpu_bfloat16()
+        self.seekable = seekable
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def storage(self) -> torch.device:
+        """Where predictions are kept between frames."""
+        device = self.settings.memory.storage_device
+        return torch.device(device) if device is not None else self.device
+
+    def new_object(self) -> TrackedObject:
+        cfg = self.model.config
+        bank = MemoryBank(self.settings.memory, cfg.num_maskmem, cfg.use_signed_tpos_enc_to_obj_ptrs, self.settings.admission)
+        return TrackedObject(bank)
+
+    @_computes
+    def encode(self, image: np.ndarray, index: int, size: tuple[int, int] | None = None) -> EncodedFrame:
+        """``(H, W, 3)`` RGB ``uint8`` -> features. ``size`` is the video's ``(H, W)`` when ``image`` is
+        already at another size (the model's input, say); by default the image's."""
+        x = preprocess(image, self.model.image_size, self.device, self.settings.resize)
+        return EncodedFrame(index, size or tuple(image.shape[:2]), self.model.encode_image(x))
+
+    # ------------------------------------------------------------------ the per-frame step
+    @_computes
+    def step(
+        self,
+        frame: EncodedFrame,
+        objects: dict[int, TrackedObject],
+        prompts: Mapping[int, Prompt] | None = None,
+        *,
+        track: bool = True,
+        commit: bool = True,
+        reverse: bool = False,
+        num_frames: int | None = None,
+        from_first_prompt: bool = False,
+        discover: Callable[[EncodedFrame, FrameResult], Mapping[int, Prompt]] | None = None,
+    ) -> dict[int, ObjectOutput]:
+        """One frame for every object of ``objects``: returns the outputs computed on it, by object id.
+
+        With ``track``, objects are tracked from memory, in one batch, unless the frame keeps their own
+        input (see ``TrackerSettings.keep_corrections``), a mask replaces it now, or, with
+        ``from_first_prompt``, the propagation has not reached their first input yet. Then ``discover``,
+        if given, sees the tracked objects' result and may return prompts for new ids. Then each prompt is
+        applied: for a new object, or on a frame the object was never tracked on, without memory, as SAM
+        does (it becomes a prompted memory); otherwise the clicks correct the frame's current prediction
+        (a prompted memory only with ``corrections_as_prompts``), and a mask replaces it.
+
+        With ``commit`` the prompted outputs' memories are encoded now (one batch) and every output enters
+        its bank; without, prompted outputs wait in ``pending`` for :meth:`commit` (tracked ones always
+        enter). Everything is computed before anything changes, so an error (a discovered id in use)
+        leaves ``objects`` as it was; then new objects are added to ``objects``, each object's state is
+        advanced, and what memory can no longer reach is dropped (``TrackerSettings.keep_history``).
+        """
+        t = frame.index
+        prompts = dict(prompts or {})
+        keeps = (lambda o: t in o.inputs) if self.settings.keep_corrections else (lambda o: t in o.prompted)
+
+        def started(obj: TrackedObject) -> bool:
+            return not from_first_prompt or (t <= max(obj.inputs) if reverse else t >= min(obj.inputs))
+
+        active = [i for i, obj in objects.items() if started(obj)] if track else []
+        to_track = [i for i in active if not keeps(objects[i]) and not (i in prompts and prompts[i].mask is not None)]
+        outputs = dict(zip(to_track, self.track(frame, [objects[i].bank for i in to_track], reverse, num_frames)))
+        if discover is not None:
+            found = dict(discover(frame, self.result(t, frame.size, {i: _stored(o) for i, o in outputs.items()})))
+            for obj_id, prompt in found.items():
+                if obj_id in objects or obj_id in prompts:
+                    raise PromptError(f"frame {t}: a discovered object has id {obj_id}, which is in use")
+                prompt.check(frame.size, f"discovered object {obj_id}, frame {t}")
+            prompts.update(found)
+
+        states = {i: objects.get(i) or self.new_object() for i in prompts}
+        prompted: dict[int, ObjectOutput] = {}
+        for obj_id, prompt in prompts.items():
+            obj = states[obj_id]
+            current = outputs.get(obj_id)
+            initial = current is None and t not in obj.tracked
+            if current is None:
+                pending = obj.pending.get(t)
+                current = pending if pending is not None else obj.outputs.get(t)
+            previous = None if current is None else _stored(current)[0]  # the frame's prediction, if any
+            prompted[obj_id] = self.prompt(
+                frame, obj.bank, prompt, initial=initial, prev_logits=previous,
+                reverse=obj.tracked.get(t, reverse), num_frames=num_frames,
+            )
+        if commit:
+            prompted = dict(zip(prompted, self.encode_prompted(frame, list(prompted.values()))))
+
+        objects.update({i: states[i] for i in prompts if i not in objects})
+        outputs.update(prompted)
+        for obj_id, out in outputs.items():
+            obj = objects[obj_id]
+            obj.outputs[t] = (out.logits.to(self.storage), out.object_score)
+            if obj_id in prompts:
+                obj.inputs[t] = prompts[obj_id]
+                if out.prompted:
+                    obj.prompted.add(t)
+            if obj_id in prompts and not commit:
+                obj.pending[t] = out
+            else:
+                out.remember(obj.bank, t)
+        for obj_id in active:
+            objects[obj_id].tracked[t] = reverse
+        if not self.settings.keep_history:
+            for obj_id in active if track else []:
+                self._forget(objects[obj_id], t, reverse, num_frames)
+        return outputs
+
+    @_computes
+    def commit(self, objects: Mapping[int, TrackedObject], frame: Callable[[int], EncodedFrame]) -> None:
+        """Encode the memories of every pending prompt output, the objects prompted on a frame in one batch
+        (as :meth:`step` does with ``commit``, so both give the same numbers), and enter them into the
+        banks, each object's in the order it was prompted (which memory attention sees)."""
+        by_frame: dict[int, list[tuple[TrackedObject, int]]] = {}
+        for obj in objects.values():
+            for t in obj.pending:
+                by_frame.setdefault(t, []).append(obj)
+        for t, owners in by_frame.items():
+            encoded = self.encode_prompted(frame(t), [o.pending[t] for o in owners])
+            for obj, out in zip(owners, encoded):
+                obj.pending[t] = out
+        for obj in objects.values():
+            for t, out in obj.pending.items():
+                out.remember(obj.bank, t)
+            obj.pending.clear()
+
+    def _forget(self, obj: TrackedObject, t: int, reverse: bool, num_frames: int | None) -> None:
+        """Drop what the next frames can no longer use: seekable, whatever neither this propagation nor one
+        starting next to an input can reach (the record of tracked frames stays: a click on one is a
+        correction); otherwise everything but the current frame's state."""
+        if self.seekable:
+            step = -1 if reverse else 1
+            anchors = [(t, reverse), (t + step, reverse)]  # redo this frame, or go on
+            anchors += [a for k in obj.inputs for a in ((k + 1, False), (k - 1, True))]
+            obj.bank.prune(anchors, num_frames)
+            for k in [k for k in obj.outputs if k not in obj.inputs and k != t]:
+                del obj.outputs[k]
+            return
+        obj.bank.prune([(t + 1, False)], num_frames)
+        for table in (obj.outputs, obj.inputs, obj.tracked):
+            for k in [k for k in table if k != t]:
+                del table[k]
+        obj.prompted.intersection_update(obj.inputs)
+
+    def result(self, index: int, size: tuple[int, int], outputs: Mapping[int, tuple[torch.Tensor, float] | None]) -> FrameResult:
+        """The frame's result from each object's ``(logits (1, 1, h, w), object score)``, at the video's
+        resolution ``size``; an object without one (``None``) is empty there."""
+        if not outputs:
+            return FrameResult(index, [], torch.zeros(0, 1, *size, device=self.device), torch.zeros(0))
+        low = (self.model.image_size // 4,) * 2  # the decoder's output size
+        logits = [empty_logits(1, low, self.device) if o is None else o[0].to(self.device) for o in outputs.values()]
+        scores = [NO_OBJ_SCORE if o is None else o[1] for o in outputs.values()]
+        video = output_logits(torch.cat(logits), size, self.settings.non_overlap)
+        return FrameResult(index, list(outputs), video, torch.tensor(scores))
+
+    # ------------------------------------------------------------------ memory attention
+    def condition(self, frame: EncodedFrame, selections: list[Selection]) -> torch.Tensor:
+        """The frame's features conditioned on each selection: ``(B, C, h, w)`` for ``B = len(selections)``."""
+        return condition_on_selections(self.model, frame.vision, frame.features.vision_pos_enc[-1], selections)
+
+    # ------------------------------------------------------------------ heads
+    def _outputs(self, heads: HeadOutput, multimask: bool, memory: torch.Tensor | None = None, **flags) -> list[ObjectOutput]:
+        logits = fill_holes(heads.low_res_masks.float(), self.settings.fill_hole_area)
+        ious = heads.ious.max(dim=1).values if multimask else heads.ious[:, 0]
+        obj_ptr = heads.obj_ptr.float()
+        every = heads.low_res_multimasks.float() if multimask else None
+        return [
+            ObjectOutput(logits[i : i + 1], float(heads.object_score[i, 0]), float(ious[i]), obj_ptr[i],
+                         memory=None if memory is None else memory[i],
+                         candidates=None if every is None else (every[i], heads.ious[i].float()), **flags)
+            for i in range(logits.shape[0])
+        ]
+
+    def prompt(
+        self,
+        frame: EncodedFrame,
+        bank: MemoryBank,
+        prompt: Prompt,
+        *,
+        initial: bool,
+        prev_logits: torch.Tensor | None = None,
+        reverse: bool = False,
+        num_frames: int | None = None,
+    ) -> ObjectOutput:
+        """Segment one object from the user's prompt (its memory is not encoded yet).
+
+        ``initial``: the object has not been tracked on this frame, so clicks are read without memory, as
+        in SAM, and the output becomes a prompted memory; otherwise the frame is conditioned on ``bank``.
+        Either way the clicks refine ``prev_logits (1, 1, h, w)``, the frame's current prediction, when
+        there is one. A mask is taken as the output as it is.
+        """
+        model = self.model
+        prompted = initial or self.settings.corrections_as_prompts
+        if prompt.mask is not None:
+            heads = model.mask_as_output(frame.vision, frame.high_res(1), prompt.mask_input(model.image_size, self.device))
+            return self._outputs(heads, False, prompted=prompted, from_user=True)[0]
+        coords, labels = prompt.point_inputs(frame.size, model.image_size, self.device)
+        if initial:
+            features = model.without_memory(frame.vision)
+        else:
+            features = self.condition(frame, [bank.select(frame.index, reverse, num_frames)])
+        multimask = model.use_multimask(initial, coords.shape[1])
+        heads = clicked_heads(model, features, frame.high_res(1), coords, labels, prev_logits, multimask)
+        return self._outputs(heads, multimask, prompted=prompted, from_user=True)[0]
+
+    def track(
+        self, frame: EncodedFrame, banks: list[MemoryBank], reverse: bool = False, num_frames: int | None = None
+    ) -> list[ObjectOutput]:
+        """Track every object of ``banks`` on the frame, in one batch; memories are encoded too."""
+        if not banks:
+            return []
+        if len(banks) > 1 and not self.settings.batch_objects:
+            return [out for bank in banks for out in self.track(frame, [bank], reverse, num_frames)]
+        model = self.model
+        selections = [bank.select(frame.index, reverse, num_frames) for bank in banks]
+        heads = tracked_heads(model, frame.vision, frame.features.vision_pos_enc[-1], frame.high_res(len(banks)), selections)
+        memory, _ = model.encode_memory(frame.vision, heads.high_res_masks, heads.object_score)
+        return self._outputs(heads, model.use_multimask(False, 0), memory)
+
+    def encode_prompted(self, frame: EncodedFrame, outputs: list[ObjectOutput]) -> list[ObjectOutput]:
+        """The outputs that came from prompts, with their memories encoded from their logits (as SAM 2 does
+        once the user is done clicking)."""
+        if not outputs:
+            return []
+        logits = torch.cat([o.logits for o in outputs]).to(self.device)
+        scores = torch.tensor([[o.object_score] for o in outputs], device=self.device)
+        memory = memory_from_logits(self.model, frame.vision, logits, scores, self.settings.binarize_prompt_masks)
+        return [dataclasses.replace(out, memory=mem) for out, mem in zip(outputs, memory)]
+
+
+def _stored(out: ObjectOutput | tuple[torch.Tensor, float] | None) -> tuple[torch.Tensor, float] | None:
+    if isinstance(out, ObjectOutput):
+        return out.logits, out.object_score
+    return out
+
+
+# ---------------------------------------------------------------------- the heads path, with or without gradients
+# Inference (above) and training (vos.train.rollout) run a frame through these same functions, on a batch
+# of objects.
+
+PREV_LOGITS_LIMIT = 32.0  # a correction sees the previous logits clamped, as SAM 2 feeds them back
+
+
+def tracked_heads(
+    model: SAM2Model, vision: torch.Tensor, vision_pos: torch.Tensor, high_res: list[torch.Tensor],
+    selections: list[Selection],
+) -> HeadOutput:
+    """A frame tracked from memory, no prompt: ``vision, vision_pos (1, C, h, w)`` conditioned on each
+    object's selection, through the decoder; ``B = len(selections)`` objects."""
+    features = condition_on_selections(model, vision, vision_pos, selections)
+    return model.predict_masks(features, high_res, multimask_output=model.use_multimask(False, 0))
+
+
+def clicked_heads(
+    model: SAM2Model, features: torch.Tensor, high_res: list[torch.Tensor], coords: torch.Tensor,
+    labels: torch.Tensor, prev_logits: torch.Tensor | None, multimask: bool,
+) -> HeadOutput:
+    """Clicks ``coords (B, N, 2)`` in model-input pixels, ``labels (B, N)``, on ``features (B, C, h, w)``;
+    a correction also sees the frame's previous ``prev_logits (B, 1, h', w')``."""
+    if prev_logits is not None:
+        prev_logits = prev_logits.to(features.device).clamp(-PREV_LOGITS_LIMIT, PREV_LOGITS_LIMIT)
+    return model.predict_masks(features, high_res, coords, labels, prev_logits, multimask)
+
+
+def memory_from_logits(
+    model: SAM2Model, vision: torch.Tensor, logits: torch.Tensor, object_score: torch.Tensor, binarize: bool
+) -> torch.Tensor:
+    """Memories ``(B, mem_dim, ...)`` of ``logits (B, 1, h', w')`` at the decoder's resolution, brought back
+    to the model's input size as the official predictor does for prompted frames."""
+    high = F.interpolate(logits, size=(model.image_size,) * 2, mode="bilinear", align_corners=False)
+    return model.encode_memory(vision, high, object_score, binarize=binarize)[0]
+
+
+_BATCH_MEMORY_BYTES = 8 << 20
+
+
+def condition_on_selections(
+    model: SAM2Model, vision: torch.Tensor, vision_pos: torch.Tensor, selections: list[Selection]
+) -> torch.Tensor:
+    """Features ``vision, vision_pos (1, C, h, w)`` of one frame conditioned on each memory selection:
+    ``(B, C, h, w)`` for ``B = len(selections)``. Selections with the same signature go through memory
+    attention together, in batches of at most ``_BATCH_MEMORY_BYTES`` of projected memory keys."""
+    _, c, h, w = vision.shape
+    # Token-major (hw, B, C) like the official layout: the decoder's kernels round differently on
+    # other memory layouts, which long videos would accumulate.
+    groups: dict[tuple, list[int]] = {}
+    for i, sel in enumerate(selections):
+        groups.setdefault(sel.signature, []).append(i)
+    curr = vision.flatten(2).transpose(1, 2)
+    curr_pos = vision_pos.flatten(2).transpose(1, 2)
+    fused_rows: dict[int, torch.Tensor] = {}
+    for rows in groups.values():
+        memories, time_positions, pointers, pointer_times = _memory_inputs(model, [selections[i] for i in rows])
+        tokens = memories[0].numel() // memories.shape[2] + (0 if pointers is None else pointers[0].numel() // model.mem_dim)
+        # Objects go through in batches whose projected memory keys stay cache-sized: 8 objects of hiera_t
+        # at 512 px in one batch (60 MB of keys a layer) took 1.1-1.5x the time of one object at a time.
+        step = max(1, _BATCH_MEMORY_BYTES // (tokens * c * 4))
+        for start in range(0, len(rows), step):
+            part = slice(start, start + step)
+            b = len(rows[part])
+            fused = model.condition_on_memories(
+                curr.expand(b, -1, -1), curr_pos.expand(b, -1, -1), memories[part], time_positions,
+                None if pointers is None else pointers[part], pointer_times,
+            )
+            fused_rows.update(zip(rows[part], fused.transpose(0, 1).unbind(1)))
+    tokens = torch.stack([fused_rows[i] for i in range(len(selections))], 1)  # (hw, B, C)
+    return tokens.permute(1, 2, 0).view(len(selections), c, h, w)
+
+
+def _memory_inputs(
+    model: SAM2Model, selections: list[Selection]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Memories of selections sharing one signature, as :meth:`SAM2Model.condition_on_memories` takes them:
+    ``memories (B, F, mem_dim, ...)``, ``time_positions (F,)``, ``pointers (B, P, C)`` and their normalised
+    ``pointer_times (P,)`` (both ``None`` without pointers)."""
+    first = selections[0]
+    device = model.device
+    memories = torch.stack([torch.stack([f.to(device) for f in sel.features]) for sel in selections]).float()
+    time_positions = torch.tensor(first.time_positions, device=device)
+    if not first.pointers:
+        return memories, time_positions, None, None
+    pointers = torch.stack([torch.stack(sel.pointers) for sel in selections]).to(device)
+    scale = max(first.max_pointers - 1, 1)
+    pointer_times = torch.tensor(first.pointer_positions, device=device).float() / scale
+    return memories, time_positions, pointers, pointer_times

@@ -1,0 +1,149 @@
+"""Tracking everything: the automatic mask generator finds the objects on the first frame, and again every
+``every`` frames for objects that entered since; the live tracker follows them all.
+
+A mask of the generator is a **new object** when its area is at least ``min_area`` pixels and at most
+``max_covered`` of it lies under the masks already tracked on that frame; new masks are taken best first
+(the generator's order) and each one taken covers its pixels for the next, so nested or overlapping
+candidates do not start two objects. Ids count up from 1 and are never reused. The generator decodes the
+tracker's own encoding of the frame (:meth:`MaskGenerator.generate_from_features`), so a search costs the
+decoder passes of the click grid and nothing more. Objects judged absent for ``forget_after`` frames in a
+row are dropped; with at most ``max_objects`` at a time, memory stays bounded on endless streams.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..image.mask_generator import MaskGenerator
+from ..model.sam2 import SAM2Model
+from .core import EncodedFrame, TrackerSettings
+from .live_tracker import LiveTracker
+from .prompts import Prompt, PromptError
+from .results import FrameResult
+
+
+@dataclass(frozen=True)
+class EverythingSettings:
+    """How objects are found and dropped.
+
+    ``every``: frames between searches for new objects (0: the first frame only). ``points_per_side``: the
+    generator's click grid (``points_per_side^2`` clicks) and ``pred_iou_thresh``, ``stability_score_thresh``
+    its filters (SAM's defaults; a weak model needs lower ones). ``max_covered``: the largest fraction of a
+    candidate mask already covered by tracked masks for it to count as new. ``min_area``: smallest new
+    object, in pixels. ``max_objects``: objects tracked at once. ``forget_after``: frames an object may
+    stay absent before it is dropped (0: never). ``max_id``: the last id handed out (255 for palette PNGs).
+    """
+
+    every: int = 15
+    points_per_side: int = 16
+    pred_iou_thresh: float = 0.8
+    stability_score_thresh: float = 0.95
+    max_covered: float = 0.2
+    min_area: int = 100
+    max_objects: int = 32
+    forget_after: int = 150
+    max_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.every < 0 or self.points_per_side < 1 or self.max_objects < 1 or self.forget_after < 0:
+            raise ValueError(f"every, forget_after >= 0 and points_per_side, max_objects >= 1 are needed: {self}")
+        if not 0.0 <= self.max_covered < 1.0:
+            raise ValueError(f"max_covered is a fraction in [0, 1), got {self.max_covered}")
+
+
+class EverythingTracker:
+    """Find and track every object of a stream, frame by frame.
+
+    Example::
+
+        tracker = EverythingTracker(model)
+        for frame in frames:                      # (H, W, 3) RGB uint8
+            result = tracker.step(frame)          # every object found so far, with stable ids
+    """
+
+    def __init__(
+        self,
+        model: SAM2Model,
+        settings: EverythingSettings | None = None,
+        tracker_settings: TrackerSettings | None = None,
+        generator: MaskGenerator | None = None,
+    ) -> None:
+        self.settings = settings or EverythingSettings()
+        self.tracker = LiveTracker(model, tracker_settings)
+        s = self.settings
+        self.generator = generator or MaskGenerator(model, points_per_side=s.points_per_side,
+                                                    pred_iou_thresh=s.pred_iou_thresh,
+                                                    stability_score_thresh=s.stability_score_thresh)
+        self.next_id = 1
+        self.searches = 0
+        self._absent: dict[int, int] = {}
+
+    @property
+    def obj_ids(self) -> list[int]:
+        return self.tracker.obj_ids
+
+    def step(self, image: np.ndarray, prompts: dict | None = None) -> FrameResult:
+        """Track the next frame ``(H, W, 3)`` RGB uint8, first looking for new objects when a search is due."""
+        if prompts:
+            raise PromptError("tracking everything finds the objects itself: it takes no prompts")
+        index = self.tracker.frame_index + 1
+        every = self.settings.every
+        due = index == 0 or (every > 0 and index % every == 0)
+        if due:
+            discover = self._discover
+        elif not self.tracker.obj_ids:  # nothing found yet and no search due: a frame with no objects
+            discover = _find_nothing
+        else:
+            discover = None
+        result = self.tracker.step(image, discover=discover)
+        self._forget(result)
+        return result
+
+    def _discover(self, frame: EncodedFrame, tracked: FrameResult) -> dict[int, Prompt]:
+        """New objects on a frame: generator masks that the tracked masks ``tracked`` leave uncovered."""
+        self.searches += 1
+        s = self.settings
+        room = s.max_objects - len(tracked.obj_ids)
+        if s.max_id is not None:
+            room = min(room, s.max_id - self.next_id + 1)
+        if room <= 0:
+            return {}
+        covered = tracked.masks.any(axis=0) if tracked.obj_ids else np.zeros(frame.size, bool)
+        records = self.generator.generate_from_features(frame.features, frame.size)
+        found = {}
+        for mask in new_objects(records, covered, s.max_covered, s.min_area, room):
+            found[self.next_id] = Prompt.make(mask=mask)
+            self.next_id += 1
+        return found
+
+    def _forget(self, result: FrameResult) -> None:
+        if not self.settings.forget_after or not result.obj_ids:
+            return
+        present = result.visible & result.masks.reshape(len(result.obj_ids), -1).any(axis=1)
+        for obj_id, seen in zip(result.obj_ids, present):
+            self._absent[obj_id] = 0 if seen else self._absent.get(obj_id, 0) + 1
+            if self._absent[obj_id] >= self.settings.forget_after:
+                self.tracker.remove(obj_id)
+                del self._absent[obj_id]
+
+
+def new_objects(records: list[dict], covered: np.ndarray, max_covered: float, min_area: int, limit: int) -> list[np.ndarray]:
+    """The generator ``records`` (binary masks, best first) that start new objects: at least ``min_area``
+    pixels, at most ``max_covered`` of them under ``covered (H, W)`` (the tracked masks) or under a mask
+    taken before; at most ``limit`` of them."""
+    covered = covered.copy()
+    out = []
+    for record in records:
+        if len(out) == limit:
+            break
+        mask, area = record["segmentation"], record["area"]
+        if area < min_area or np.count_nonzero(mask & covered) > max_covered * area:
+            continue
+        out.append(mask)
+        covered |= mask
+    return out
+
+
+def _find_nothing(frame: EncodedFrame, tracked: FrameResult) -> dict[int, Prompt]:
+    return {}
