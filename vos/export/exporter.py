@@ -22,7 +22,6 @@ import importlib
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from streams.files import atomic_write, new_folder
 
 from ..model.config import HieraConfig, ModelConfig
 from ..model.kernels import use_packed_kernels
@@ -302,7 +303,7 @@ def export_model(
         raise FileExistsError(f"{out} already holds an export ({', '.join(previous)}); nothing was changed: choose "
                               "another folder, or replace it (--overwrite)")
     out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out, prefix=".export-"))
+    staging = new_folder(out, ".export-")
     try:
         manifest = _export_into(staging, onnx, ort, model, specs, opset, source, log)
         # Only renames from here on, within one folder: the old export is replaced as a whole or not at all
@@ -317,8 +318,6 @@ def export_model(
 
 
 def _export_into(folder: Path, onnx, ort, model: SAM2Model, specs: dict, opset: int, source: str | None, log) -> Path:
-    from streams.files import atomic_write
-
     config = model.config
     # A private float32 copy on the CPU with plain PyTorch kernels: the user's model is left as it was.
     private = SAM2Model(config)

@@ -258,15 +258,14 @@ def write_prompt_file(path, prompts: list[FramePrompt]) -> "Path":
     of that name and its masks as they were."""
     import json
     import shutil
-    import tempfile
     from pathlib import Path
 
-    from streams.files import atomic_write
+    from streams.files import atomic_write, new_folder
     from streams.masks import write_binary_png
 
     path = Path(path)
     mask_dir = path.parent / f"{path.stem}-masks"
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{mask_dir.name}."))
+    staging = new_folder(path.parent, f".{mask_dir.name}.")
     previous = staging.with_name(staging.name + ".previous")
     try:
         entries = []
