@@ -63,8 +63,6 @@ def _train(args: argparse.Namespace) -> int:
     from .train.setup import clip_sampler, starting_model, validation_set
     from .train.trainer import Trainer, TrainSettings
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, lineage = starting_model(args.init, args.config, args.image_size, args.init_trunk, args.seed)
     model = model.to(device)
@@ -393,6 +391,25 @@ def _add_prompt_options(p: argparse.ArgumentParser, live: bool) -> None:
                    "on ONNX Runtime's CPU execution provider (float32; needs pip install \"vos[onnx]\")")
 
 
+def _thread_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def _add_threads_option(p: argparse.ArgumentParser) -> None:
+    """--threads, for the commands that run a model: main() applies it (vos.model.device.use_cpu_threads)."""
+    p.add_argument("--threads", type=_thread_count, default=None, metavar="N",
+                   help="CPU threads for PyTorch and ONNX Runtime. Default: OMP_NUM_THREADS when set, else PyTorch's "
+                   "default (the physical cores) less the cores other work keeps busy at start-up, at least 1, said "
+                   "on stderr when fewer. Threads that share a core with another job stall each other: with one on "
+                   "2 cores, 30 frames took 50-75 s at 2 threads and 11 s at 1")
+
+
 def _add_config_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None,
                    help="the config of a checkpoint that does not store one (e.g. vos_small, sam2.1_hiera_tiny); "
@@ -441,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--track-later-objects", action="store_true",
                    help="objects first annotated after the first frame (YouTube-VOS, LVOS) are tracked from their "
                    "first annotated frame and are empty before it (the official --track_object_appearing_later_in_video)")
+    _add_threads_option(p)
     p.set_defaults(func=_eval)
 
     p = sub.add_parser(
@@ -460,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace the outputs of an earlier run in the output folder (default: refuse to touch them)")
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    _add_threads_option(p)
     p.set_defaults(func=_track, prompt_items=[])
 
     p = sub.add_parser(
@@ -477,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_precision_option(p)
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000; 0: any free port)")
+    _add_threads_option(p)
     p.set_defaults(func=_app)
 
     p = sub.add_parser(
@@ -495,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", required=True, metavar="DIR", help="the folder to write the graphs and manifest.json to")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier export in DIR")
+    _add_threads_option(p)
     p.set_defaults(func=_export)
 
     p = sub.add_parser(
@@ -515,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-reconnects", type=int, default=None,
                    help="give up after this many failed reconnections in a row (default: never)")
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    _add_threads_option(p)
     p.set_defaults(func=_live, prompt_items=[])
 
     p = sub.add_parser(
@@ -536,6 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="remove holes and specks up to this many low-resolution pixels (default 0: off)")
     p.add_argument("--no-png", action="store_true", help="write masks.json and the overlay only")
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    _add_threads_option(p)
     p.set_defaults(func=_segment)
 
     p = sub.add_parser(
@@ -546,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic video")
     p.add_argument("--frames", type=int, default=48, help="length of the synthetic video")
     p.add_argument("--checkpoint", help="another model instead of the embedded one")
+    _add_threads_option(p)
     p.set_defaults(func=_demo)
 
     p = sub.add_parser(
@@ -590,7 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-split", help="ImageSets file of validation sequences (default: all)")
     p.add_argument("--validate-every", type=int, default=0, help="steps between validations (0: at the end)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    _add_threads_option(p)
     p.set_defaults(func=_train)
     return parser
 
@@ -620,6 +644,13 @@ def main(argv: list[str] | None = None) -> int:
     from .weights.hub import DownloadError
 
     try:
+        if "threads" in vars(args):  # a command that runs a model
+            from .model.device import use_cpu_threads
+
+            threads = use_cpu_threads(args.threads)
+            args.threads = threads.threads
+            if threads.reduced:
+                print(f"vos {args.command}: {threads.describe()}", file=sys.stderr)
         return args.func(args)
     except KeyboardInterrupt as exc:  # a run's own summary ("interrupted after N frames; kept ...") when it has one
         print(f"vos {args.command}: {_message(exc) if str(exc) else 'interrupted'}", file=sys.stderr)

@@ -389,7 +389,9 @@ def _export_graph(module: nn.Module, spec: GraphSpec, inputs: dict[str, torch.Te
 def _check_graph(ort, module: nn.Module, spec: GraphSpec, inputs: dict[str, torch.Tensor], path: Path) -> float:
     """Largest difference between ONNX Runtime's outputs and PyTorch's on ``inputs``; the graph's inputs and
     outputs must be the spec's."""
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # the command's choice (vos.model.device.use_cpu_threads)
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     got = [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()]
     want = [t.name for t in spec.inputs], [t.name for t in spec.outputs]
     if got != want:

@@ -71,7 +71,8 @@ class OnnxModel:
 
     Args:
         folder: written by ``vos export MODEL --onnx DIR`` (:func:`vos.export.exporter.export_model`).
-        threads: ONNX Runtime's intra-op threads per graph (default: its own choice, the physical cores).
+        threads: ONNX Runtime's intra-op threads per graph (default: PyTorch's, ``torch.get_num_threads()``, which
+            the command line sets from the cores free at start-up: one count for both runtimes' work).
         check_files: verify each graph's sha256 against the manifest (reads every file once).
     """
 
@@ -91,8 +92,7 @@ class OnnxModel:
         self._pos = SinePositionEncoding(self.config.d_model)
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads or torch.get_num_threads()
         # By default ONNX Runtime's threads spin after each run, taking the cores from the PyTorch work between
         # graphs (decoding, resizing, the tracker's bookkeeping): 6.4 fps instead of 19.7 for the embedded model
         # on 2 cores.
