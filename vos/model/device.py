@@ -8,6 +8,7 @@ import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -43,25 +44,14 @@ class ThreadChoice:
     usable: int
     busy: float | None = None
 
-    @property
-    def reduced(self) -> bool:
-        """Fewer threads than PyTorch's default because other work holds the cores."""
-        return self.source == "free cores" and self.threads < self.default
-
-    def describe(self) -> str:
-        text = f"{self.threads} CPU thread{'s' * (self.threads != 1)}"
-        if self.source == "free cores" and self.busy is not None:
-            return f"{text}: {self.busy:g} of {self.usable} cores busy with other work (--threads N to choose)"
-        return f"{text} (from {self.source})"
-
 
 def choose_threads(requested: int | None, environ: Mapping[str, str], default: int, usable: int,
                    busy: Callable[[], float | None]) -> ThreadChoice:
     """The thread count for PyTorch and ONNX Runtime: ``requested`` (``--threads``) when given, else what
     ``OMP_NUM_THREADS`` says, else PyTorch's ``default`` less the cores that other threads hold (``busy()``,
-    asked only then), at least one. Intra-op threads wait for each other at every operator, so one that shares its core with
-    another job stalls them all: on 2 cores with another job running, 30 frames took 50-75 s at 2 threads and
-    11 s at 1 (benchmarks/results/threads_under_load.md)."""
+    asked only then), at least one. Intra-op threads wait for each other at every operator, so one that
+    shares its core with another job stalls them all: on 2 busy cores, vos track on 30 frames took 244 s at
+    2 threads and 68 s at 1 (benchmarks/results/threads_under_load.md)."""
     if requested is not None:
         if requested < 1:
             raise ValueError(f"--threads {requested}: a thread count is a positive integer")
@@ -97,8 +87,8 @@ def usable_cpus() -> int:
 
 def busy_cpus(samples: int = 5, interval: float = 0.02) -> float | None:
     """Threads of other processes running or waiting for a CPU now: the median of a few samples of the
-    kernel's count (``/proc/loadavg``), less this process's one thread. Where there is no such count, the
-    one-minute load average; ``None`` where neither exists. An instant count, not the load average: a
+    kernel's count (``/proc/loadavg``) less this process's own running threads. Where there is no such count,
+    the one-minute load average; ``None`` where neither exists. An instant count, not the load average: a
     job started a moment ago counts in full, and a run of vos that just ended does not count at all."""
     counts = []
     try:
@@ -106,7 +96,8 @@ def busy_cpus(samples: int = 5, interval: float = 0.02) -> float | None:
             if i:
                 time.sleep(interval)
             with open("/proc/loadavg") as f:
-                counts.append(int(f.read().split()[3].split("/")[0]) - 1)
+                running = int(f.read().split()[3].split("/")[0])
+            counts.append(running - _own_running_threads())
         return float(max(statistics.median(counts), 0))
     except (OSError, ValueError, IndexError):
         pass
@@ -114,3 +105,16 @@ def busy_cpus(samples: int = 5, interval: float = 0.02) -> float | None:
         return os.getloadavg()[0]
     except (OSError, AttributeError):
         return None
+
+
+def _own_running_threads() -> int:
+    """This process's threads that are running or runnable (``R`` in ``/proc/self/task/*/stat``): the one
+    asking, and any others it started (a test calling the command line, a decoder, OpenMP's spinning pool)."""
+    count = 0
+    for stat in Path("/proc/self/task").glob("*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        count += text[text.rindex(")") + 2] == "R"
+    return max(count, 1)
