@@ -405,9 +405,9 @@ def _add_threads_option(p: argparse.ArgumentParser) -> None:
     """--threads, for the commands that run a model: main() applies it (vos.model.device.use_cpu_threads)."""
     p.add_argument("--threads", type=_thread_count, default=None, metavar="N",
                    help="CPU threads for PyTorch and ONNX Runtime. Default: OMP_NUM_THREADS when set, else PyTorch's "
-                   "default (the physical cores) less the cores other work keeps busy at start-up, at least 1, said "
-                   "on stderr when fewer. Threads that share a core with another job stall each other: with one on "
-                   "2 cores, 30 frames took 50-75 s at 2 threads and 11 s at 1")
+                   "default (the physical cores) less the cores that other processes keep busy at start-up, at least "
+                   "1. Threads that share a core with another job stall each other: on 2 busy cores, vos track on 30 "
+                   "frames took 244 s at 2 threads and 68 s at 1 (benchmarks/results/threads_under_load.md)")
 
 
 def _add_config_option(p: argparse.ArgumentParser) -> None:
@@ -619,25 +619,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _message(exc: BaseException) -> str:
-    """One line for an error: no ``[Errno N]`` prefixes, and never a credential."""
-    from streams.redact import redact_url
-
-    if isinstance(exc, OSError) and exc.strerror and exc.filename:
-        text = f"{exc.filename}: {exc.strerror}"
-    else:
-        text = str(exc) or type(exc).__name__
-    return redact_url(" ".join(text.split()))
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run a command. Exit status 0 on success, 2 on an error (one line on stderr naming the file, frame,
     object or key; files already written stay complete), 130 when interrupted with Ctrl-C."""
+    from streams.redact import remember_secrets
+
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in trained weights' lineage
+    for arg in args.argv:  # a password given in a URL is hidden in every message, however it is quoted
+        remember_secrets(arg)
     from streams import SourceError
 
-    from .errors import UnknownNameError
+    from .errors import UnknownNameError, one_line
     from .export.exporter import OnnxExtraMissing
     from .jobs.track import TrackError
     from .weights.checkpoint import CheckpointError
@@ -647,19 +640,16 @@ def main(argv: list[str] | None = None) -> int:
         if "threads" in vars(args):  # a command that runs a model
             from .model.device import use_cpu_threads
 
-            threads = use_cpu_threads(args.threads)
-            args.threads = threads.threads
-            if threads.reduced:
-                print(f"vos {args.command}: {threads.describe()}", file=sys.stderr)
+            args.threads = use_cpu_threads(args.threads).threads
         return args.func(args)
     except KeyboardInterrupt as exc:  # a run's own summary ("interrupted after N frames; kept ...") when it has one
-        print(f"vos {args.command}: {_message(exc) if str(exc) else 'interrupted'}", file=sys.stderr)
+        print(f"vos {args.command}: {one_line(exc) if str(exc) else 'interrupted'}", file=sys.stderr)
         return 130
     # Only errors that describe the user's input or the machine's state; any other KeyError is a bug and
     # keeps its traceback.
     except (OSError, CheckpointError, DownloadError, UnknownNameError, ValueError, SourceError, TrackError,
             OnnxExtraMissing) as exc:
-        print(f"vos {args.command}: error: {_message(exc)}", file=sys.stderr)
+        print(f"vos {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
 
 
