@@ -622,13 +622,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run a command. Exit status 0 on success, 2 on an error (one line on stderr naming the file, frame,
     object or key; files already written stay complete), 130 when interrupted with Ctrl-C."""
-    from streams.redact import remember_secrets
-
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in trained weights' lineage
-    for arg in args.argv:  # a password given in a URL is hidden in every message, however it is quoted
-        remember_secrets(arg)
     from streams import SourceError
+    from streams.redact import remember_secrets
 
     from .errors import UnknownNameError, one_line
     from .export.exporter import OnnxExtraMissing
@@ -636,6 +633,8 @@ def main(argv: list[str] | None = None) -> int:
     from .weights.checkpoint import CheckpointError
     from .weights.hub import DownloadError
 
+    for arg in args.argv:  # a password given in a URL is hidden in every message, however it is quoted
+        remember_secrets(arg)
     try:
         if "threads" in vars(args):  # a command that runs a model
             from .model.device import use_cpu_threads

@@ -29,6 +29,7 @@ from .session import BusyError, Session, render_masks
 
 HOST = "127.0.0.1"
 MAX_BODY = 1 << 20  # bytes of a request body: the page's requests are a few hundred
+_LARGEST = 1e9  # pixels of a click or a box corner: far beyond any frame, refused before any arithmetic
 _STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
            "/app.css": ("app.css", "text/css; charset=utf-8")}
 # What the user's input or the machine's state can cause: shown on the page, the server goes on.
@@ -279,8 +280,6 @@ def _text(args: dict, key: str, default: str | None = None) -> str:
         raise ValueError(f"{key} holds a NUL character")
     return value
 
-
-_LARGEST = 1e9  # pixels: far beyond any frame, and a whole number when rounded
 
 # Clicks land on whole pixels: the exported prompts then read as the numbers the user clicked.
 _ACTIONS = {
