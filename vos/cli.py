@@ -407,7 +407,7 @@ def _add_threads_option(p: argparse.ArgumentParser) -> None:
                    help="CPU threads for PyTorch and ONNX Runtime. Default: OMP_NUM_THREADS when set, else PyTorch's "
                    "default (the physical cores) less the cores that other processes keep busy at start-up, at least "
                    "1. Threads that share a core with another job stall each other: on 2 busy cores, vos track on 30 "
-                   "frames took 244 s at 2 threads and 68 s at 1 (benchmarks/results/threads_under_load.md)")
+                   "frames took 221 s at 2 threads and 62 s at 1 (benchmarks/results/threads_under_load.md)")
 
 
 def _add_config_option(p: argparse.ArgumentParser) -> None:

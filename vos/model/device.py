@@ -50,8 +50,8 @@ def choose_threads(requested: int | None, environ: Mapping[str, str], default: i
     """The thread count for PyTorch and ONNX Runtime: ``requested`` (``--threads``) when given, else what
     ``OMP_NUM_THREADS`` says, else PyTorch's ``default`` less the cores that other threads hold (``busy()``,
     asked only then), at least one. Intra-op threads wait for each other at every operator, so one that
-    shares its core with another job stalls them all: on 2 busy cores, vos track on 30 frames took 244 s at
-    2 threads and 68 s at 1 (benchmarks/results/threads_under_load.md)."""
+    shares its core with another job stalls them all: on 2 busy cores, vos track on 30 frames took 221 s at
+    2 threads and 62 s at 1 (benchmarks/results/threads_under_load.md)."""
     if requested is not None:
         if requested < 1:
             raise ValueError(f"--threads {requested}: a thread count is a positive integer")
