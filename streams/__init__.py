@@ -15,6 +15,9 @@ from .webcam import Webcam
 
 def open_video(path: str | os.PathLike, fps: float | None = None) -> SeekableSource:
     """A folder of frames or a video file, with random access."""
+    if is_network_url(str(path)):
+        raise SourceError(f"{redact_url(str(path))}: a network stream has no random access; open it as a live "
+                          "source (vos live, streams.open_live)")
     path = Path(path)
     if path.is_dir():
         return FrameFolder(path, fps=fps)

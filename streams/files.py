@@ -1,10 +1,16 @@
 """Writing output files so that a failure (full disk, Ctrl-C, a killed process) never leaves a partial file
 under the final name: everything goes to a temporary file beside it, which is renamed into place once
-complete and removed if anything goes wrong."""
+complete and removed if anything goes wrong.
+
+Temporaries are created here, never with :mod:`tempfile`: its files (0600) and folders (0700) are private,
+and a rename keeps the mode, so outputs would reach only their owner. A new file here gets what a plain
+``open()`` gives (0666 less the umask: 0644 under umask 022), a new folder what ``mkdir`` gives (0755), and a
+replaced file keeps the mode it had."""
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,10 +39,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], suffi
     try:
         # A unique name: two writers of one file never share a temporary, and a leftover of a killed run
         # (a dot file ending in .tmp) is never mistaken for an output.
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-        os.close(fd)
-        tmp = Path(name)
+        tmp = _create_unique(path.parent, f".{path.name}.", suffix, _new_file)
         write(tmp)
+        try:
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))  # as open() on an existing file leaves its mode
+        except FileNotFoundError:
+            pass
         os.replace(tmp, path)
     except BaseException as exc:
         if tmp is not None:
@@ -45,3 +53,24 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], suffi
             raise write_error(path, exc) from None
         raise
     return path
+
+
+def new_folder(parent: str | os.PathLike, prefix: str) -> Path:
+    """A new, uniquely named folder ``parent/<prefix><random>`` with the mode ``mkdir`` gives (0777 less the
+    umask), for staging outputs that are renamed into place or out of it once complete."""
+    return _create_unique(Path(parent), prefix, "", lambda p: os.mkdir(p, 0o777))
+
+
+def _new_file(path: Path) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the kernel applies the umask
+
+
+def _create_unique(folder: Path, prefix: str, suffix: str, create: Callable[[Path], None]) -> Path:
+    for _ in range(100):
+        candidate = folder / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            create(candidate)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"{folder}: no free name for a temporary {prefix}*{suffix} after 100 tries")

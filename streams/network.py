@@ -12,7 +12,7 @@ import av
 import numpy as np
 
 from .latest import Backoff, LatestFrameReader, LiveSource
-from .redact import redact_url
+from .redact import redact_url, remember_secrets
 from .source import SourceError
 
 
@@ -43,6 +43,7 @@ class NetworkStream(LiveSource):
         if transport not in ("tcp", "udp"):
             raise ValueError(f"transport must be 'tcp' or 'udp', got {transport!r}")
         self.url = url
+        remember_secrets(url)
         self.name = redact_url(url)
         self.transport = transport
         self.timeouts = (open_timeout, read_timeout)

@@ -7,7 +7,9 @@ random weights in the official checkpoint format at 256 px; SAM 2.0's flags on a
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 import sys
 
 import av
@@ -117,6 +119,11 @@ def test_manifest_describes_the_export(exported):
     attention = manifest["graphs"]["memory_attention"]["inputs"]
     assert {i["name"]: i["shape"] for i in attention}["memories"][:2] == ["objects", "frames"]
     assert not list(folder.glob(".*"))  # no temporary files left
+    # The modes of a plain open() under the umask, as every output's (test_file_modes.py)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in folder.iterdir()} == \
+        {p.name: oct(0o666 & ~umask) for p in folder.iterdir()}
 
 
 @torch.no_grad()

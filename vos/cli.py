@@ -63,8 +63,6 @@ def _train(args: argparse.Namespace) -> int:
     from .train.setup import clip_sampler, starting_model, validation_set
     from .train.trainer import Trainer, TrainSettings
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, lineage = starting_model(args.init, args.config, args.image_size, args.init_trunk, args.seed)
     model = model.to(device)
@@ -393,6 +391,25 @@ def _add_prompt_options(p: argparse.ArgumentParser, live: bool) -> None:
                    "on ONNX Runtime's CPU execution provider (float32; needs pip install \"vos[onnx]\")")
 
 
+def _thread_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def _add_threads_option(p: argparse.ArgumentParser) -> None:
+    """--threads, for the commands that run a model: main() applies it (vos.model.device.use_cpu_threads)."""
+    p.add_argument("--threads", type=_thread_count, default=None, metavar="N",
+                   help="CPU threads for PyTorch and ONNX Runtime. Default: OMP_NUM_THREADS when set, else PyTorch's "
+                   "default (the physical cores) less the cores that other processes keep busy at start-up, at least "
+                   "1. Threads that share a core with another job stall each other: on 2 busy cores, vos track on 30 "
+                   "frames took 221 s at 2 threads and 62 s at 1 (benchmarks/results/threads_under_load.md)")
+
+
 def _add_config_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None,
                    help="the config of a checkpoint that does not store one (e.g. vos_small, sam2.1_hiera_tiny); "
@@ -441,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--track-later-objects", action="store_true",
                    help="objects first annotated after the first frame (YouTube-VOS, LVOS) are tracked from their "
                    "first annotated frame and are empty before it (the official --track_object_appearing_later_in_video)")
+    _add_threads_option(p)
     p.set_defaults(func=_eval)
 
     p = sub.add_parser(
@@ -460,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace the outputs of an earlier run in the output folder (default: refuse to touch them)")
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    _add_threads_option(p)
     p.set_defaults(func=_track, prompt_items=[])
 
     p = sub.add_parser(
@@ -477,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_precision_option(p)
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000; 0: any free port)")
+    _add_threads_option(p)
     p.set_defaults(func=_app)
 
     p = sub.add_parser(
@@ -495,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", required=True, metavar="DIR", help="the folder to write the graphs and manifest.json to")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier export in DIR")
+    _add_threads_option(p)
     p.set_defaults(func=_export)
 
     p = sub.add_parser(
@@ -515,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-reconnects", type=int, default=None,
                    help="give up after this many failed reconnections in a row (default: never)")
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    _add_threads_option(p)
     p.set_defaults(func=_live, prompt_items=[])
 
     p = sub.add_parser(
@@ -536,6 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="remove holes and specks up to this many low-resolution pixels (default 0: off)")
     p.add_argument("--no-png", action="store_true", help="write masks.json and the overlay only")
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    _add_threads_option(p)
     p.set_defaults(func=_segment)
 
     p = sub.add_parser(
@@ -546,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic video")
     p.add_argument("--frames", type=int, default=48, help="length of the synthetic video")
     p.add_argument("--checkpoint", help="another model instead of the embedded one")
+    _add_threads_option(p)
     p.set_defaults(func=_demo)
 
     p = sub.add_parser(
@@ -590,20 +614,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-split", help="ImageSets file of validation sequences (default: all)")
     p.add_argument("--validate-every", type=int, default=0, help="steps between validations (0: at the end)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    _add_threads_option(p)
     p.set_defaults(func=_train)
     return parser
-
-
-def _message(exc: BaseException) -> str:
-    """One line for an error: no ``[Errno N]`` prefixes, and never a credential."""
-    from streams.redact import redact_url
-
-    if isinstance(exc, OSError) and exc.strerror and exc.filename:
-        text = f"{exc.filename}: {exc.strerror}"
-    else:
-        text = str(exc) or type(exc).__name__
-    return redact_url(" ".join(text.split()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -612,23 +625,30 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in trained weights' lineage
     from streams import SourceError
+    from streams.redact import remember_secrets
 
-    from .errors import UnknownNameError
+    from .errors import UnknownNameError, one_line
     from .export.exporter import OnnxExtraMissing
     from .jobs.track import TrackError
     from .weights.checkpoint import CheckpointError
     from .weights.hub import DownloadError
 
+    for arg in args.argv:  # a password given in a URL is hidden in every message, however it is quoted
+        remember_secrets(arg)
     try:
+        if "threads" in vars(args):  # a command that runs a model
+            from .model.device import use_cpu_threads
+
+            args.threads = use_cpu_threads(args.threads).threads
         return args.func(args)
     except KeyboardInterrupt as exc:  # a run's own summary ("interrupted after N frames; kept ...") when it has one
-        print(f"vos {args.command}: {_message(exc) if str(exc) else 'interrupted'}", file=sys.stderr)
+        print(f"vos {args.command}: {one_line(exc) if str(exc) else 'interrupted'}", file=sys.stderr)
         return 130
     # Only errors that describe the user's input or the machine's state; any other KeyError is a bug and
     # keeps its traceback.
     except (OSError, CheckpointError, DownloadError, UnknownNameError, ValueError, SourceError, TrackError,
             OnnxExtraMissing) as exc:
-        print(f"vos {args.command}: error: {_message(exc)}", file=sys.stderr)
+        print(f"vos {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
 
 

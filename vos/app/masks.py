@@ -107,6 +107,8 @@ class MaskStore:
             self._bytes += size
             return
         if self._folder is None:
+            # Not an output: the session's working copy, in the machine's shared temporary folder, removed on
+            # close. Private (0700), as a temporary folder there should be, so other users never read the masks.
             self._folder = Path(tempfile.mkdtemp(prefix="vos-app-masks-"))
         arrays = {str(k): np.frombuffer(v, np.uint8) for k, v in packed.items()}
         atomic_write(self._path(frame), lambda tmp: np.savez(tmp, **arrays), suffix=".tmp.npz")

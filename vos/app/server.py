@@ -9,6 +9,7 @@ import re
 import secrets
 import shlex
 import threading
+import traceback
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -18,14 +19,17 @@ import cv2
 import numpy as np
 
 from streams import SourceError, is_network_url, redact_url
+from streams.redact import remember_secrets
 
-from ..errors import UnknownNameError
+from ..errors import UnknownNameError, one_line, shown
 from ..jobs.track import TrackError
 from ..weights.checkpoint import CheckpointError
 from ..weights.hub import DownloadError
 from .session import BusyError, Session, render_masks
 
 HOST = "127.0.0.1"
+MAX_BODY = 1 << 20  # bytes of a request body: the page's requests are a few hundred
+_LARGEST = 1e9  # pixels of a click or a box corner: far beyond any frame, refused before any arithmetic
 _STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
            "/app.css": ("app.css", "text/css; charset=utf-8")}
 # What the user's input or the machine's state can cause: shown on the page, the server goes on.
@@ -56,7 +60,7 @@ class App:
         try:
             self.open(video, checkpoint)
         except _USER_ERRORS as exc:
-            self.error = _message(exc)
+            self.error = one_line(exc)
 
     def open(self, video: str | None, checkpoint: str | None) -> None:
         """Open ``video`` with the model of ``checkpoint`` (loaded again only when it changes)."""
@@ -64,6 +68,7 @@ class App:
             if self.session is not None and self.session.job is not None and self.session.job.state == "running":
                 raise BusyError(f"{self.session.job.kind} is running: wait for it or cancel it first")
             if video and is_network_url(str(video)):
+                remember_secrets(str(video))
                 raise ValueError(f"{redact_url(str(video))}: vos app opens video files and folders of frames; "
                                  "for a live stream use vos live")
             checkpoint = checkpoint or None
@@ -93,17 +98,10 @@ class App:
             self.session.close()
 
 
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror and exc.filename:
-        text = f"{exc.filename}: {exc.strerror}"
-    else:
-        text = " ".join((str(exc) or type(exc).__name__).split())
-    return redact_url(text)  # a path or checkpoint typed as a URL may carry a password
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: "AppServer"
+    timeout = 30  # seconds a connection may stay silent: a body promised and not sent is answered, not awaited
 
     def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
         if self.server.verbose:
@@ -131,9 +129,25 @@ class _Handler(BaseHTTPRequestHandler):
         another origin cannot send without a preflight this server never grants."""
         port = self.server.server_address[1]
         if self.headers.get("Host") not in (f"{HOST}:{port}", f"localhost:{port}"):
+            self.close_connection = True  # a body it may have sent is left unread
             self._error(HTTPStatus.FORBIDDEN, "this server answers only on its loopback address")
             return False
         return True
+
+    def handle_one_request(self) -> None:
+        """A request whose handling fails in a way no route foresaw (a bug) is still answered, with 500 and
+        the error, and logged; the server goes on."""
+        try:
+            super().handle_one_request()
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+        except Exception as exc:  # noqa: BLE001 - the connection must get an answer
+            self.log_error("%s", "".join(traceback.format_exception(exc)).rstrip())
+            self.close_connection = True
+            try:
+                self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error: {one_line(exc)}")
+            except OSError:
+                pass
 
     # ------------------------------------------------------------------ routes
     def do_GET(self) -> None:  # noqa: N802 - the base class's name
@@ -160,14 +174,15 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._error(HTTPStatus.NOT_FOUND, f"no such page: {path}")
         except _USER_ERRORS as exc:
-            self._error(HTTPStatus.BAD_REQUEST, _message(exc))
+            self._error(HTTPStatus.BAD_REQUEST, one_line(exc))
 
     def do_POST(self) -> None:  # noqa: N802 - the base class's name
         if not self._trusted():
             return
         path = urlsplit(self.path).path
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._body()
+        if body is None:
+            return
         if self.headers.get_content_type() != "application/json":
             self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send JSON (Content-Type: application/json)")
             return
@@ -175,8 +190,9 @@ class _Handler(BaseHTTPRequestHandler):
             args = json.loads(body or b"{}")
             if not isinstance(args, dict):
                 raise ValueError("the request body must be a JSON object")
-        except (ValueError, UnicodeDecodeError) as exc:
-            self._error(HTTPStatus.BAD_REQUEST, f"bad request body: {exc}")
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+            self._error(HTTPStatus.BAD_REQUEST, f"bad request body: {reason}")
             return
         action = _ACTIONS.get(path)
         if action is None:
@@ -186,14 +202,42 @@ class _Handler(BaseHTTPRequestHandler):
             action(self.server.app, self._session if path != "/api/open" else None, args)
         except KeyError as exc:
             if isinstance(exc, UnknownNameError):
-                self._error(HTTPStatus.BAD_REQUEST, _message(exc))
+                self._error(HTTPStatus.BAD_REQUEST, one_line(exc))
             else:
                 self._error(HTTPStatus.BAD_REQUEST, f"missing field {exc} in the request")
             return
         except _USER_ERRORS as exc:
-            self._error(HTTPStatus.CONFLICT if isinstance(exc, BusyError) else HTTPStatus.BAD_REQUEST, _message(exc))
+            self._error(HTTPStatus.CONFLICT if isinstance(exc, BusyError) else HTTPStatus.BAD_REQUEST, one_line(exc))
             return
         self._json(self.server.app.state())
+
+    def _body(self) -> bytes | None:
+        """The request's body, or ``None`` once an error is answered: a length that is not a number of bytes,
+        too large, or not sent in time. The connection is closed after such an answer, as where the body
+        ends is not known."""
+        if self.headers.get("Transfer-Encoding"):
+            return self._refuse(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length, not in chunks")
+        text = (self.headers.get("Content-Length") or "0").strip()
+        if not (text.isascii() and text.isdigit()):
+            return self._refuse(HTTPStatus.BAD_REQUEST, f"Content-Length {text[:40]!r} is not a number of bytes")
+        length = int(text)
+        if length > MAX_BODY:
+            return self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                                f"Content-Length {length}: requests take at most {MAX_BODY} bytes")
+        body = b""
+        try:
+            while len(body) < length and (chunk := self.rfile.read1(length - len(body))):
+                body += chunk
+        except TimeoutError:
+            pass
+        if len(body) < length:
+            return self._refuse(HTTPStatus.REQUEST_TIMEOUT, f"the body ended after {len(body)} of the {length} bytes "
+                                "its Content-Length promised")
+        return body
+
+    def _refuse(self, status: int, message: str) -> None:
+        self.close_connection = True
+        self._error(status, message)
 
     def _session(self) -> Session:
         session = self.server.app.session
@@ -205,33 +249,54 @@ class _Handler(BaseHTTPRequestHandler):
 def _number(args: dict, key: str) -> float:
     value = args[key]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{key} must be a number, got {value!r}")
+        raise ValueError(f"{key} must be a number, got {shown(value)}")
+    if not -_LARGEST <= value <= _LARGEST:  # NaN and the infinities too (JSON's Infinity, 1e400)
+        raise ValueError(f"{key} must be a finite number of pixels (within ±{_LARGEST:g}), got {shown(value)}")
     return value
 
 
 def _integer(args: dict, key: str) -> int:
     value = args[key]
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{key} must be an integer, got {value!r}")
+        raise ValueError(f"{key} must be an integer, got {shown(value)}")
+    return value
+
+
+def _flag(args: dict, key: str, default: bool) -> bool:
+    value = args.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false, got {shown(value)}")
+    return value
+
+
+def _text(args: dict, key: str, default: str | None = None) -> str:
+    """A string field: ``default`` when absent or null; without a default, a missing field is a ``KeyError``."""
+    value = args[key] if default is None else args.get(key)
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be a string, got {shown(value)}")
+    if "\0" in value:
+        raise ValueError(f"{key} holds a NUL character")
     return value
 
 
 # Clicks land on whole pixels: the exported prompts then read as the numbers the user clicked.
 _ACTIONS = {
-    "/api/open": lambda app, _, a: app.open(a.get("video"), a.get("checkpoint")),
+    "/api/open": lambda app, _, a: app.open(_text(a, "video", ""), _text(a, "checkpoint", "")),
     "/api/object": lambda app, s, a: s().add_object(),
     "/api/select": lambda app, s, a: s().select(_integer(a, "obj_id")),
     "/api/remove": lambda app, s, a: s().remove_object(_integer(a, "obj_id")),
     "/api/click": lambda app, s, a: s().click(_integer(a, "frame"), _integer(a, "obj_id"), round(_number(a, "x")),
-                                              round(_number(a, "y")), bool(a.get("positive", True))),
+                                              round(_number(a, "y")), _flag(a, "positive", True)),
     "/api/box": lambda app, s, a: s().box(_integer(a, "frame"), _integer(a, "obj_id"),
                                           [round(_number(a, k)) for k in ("x1", "y1", "x2", "y2")]),
     "/api/pick": lambda app, s, a: s().pick(_integer(a, "index")),
     "/api/clear": lambda app, s, a: s().clear(_integer(a, "frame"), _integer(a, "obj_id")),
     "/api/track": lambda app, s, a: s().start_track(),
     "/api/cancel": lambda app, s, a: s().cancel(),
-    "/api/export": lambda app, s, a: s().start_export(a["folder"], a.get("masks", "davis"), bool(a.get("overlay", True)),
-                                                      bool(a.get("overwrite", False))),
+    "/api/export": lambda app, s, a: s().start_export(_text(a, "folder"), _text(a, "masks", "davis"),
+                                                      _flag(a, "overlay", True), _flag(a, "overwrite", False)),
 }
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from streams import VideoFile, open_video
 from streams.masks import davis_palette
 
-from ..errors import UnknownNameError
+from ..errors import UnknownNameError, shown
 from ..jobs.track import (
     TrackInterrupted,
     TrackOutputs,
@@ -389,11 +389,11 @@ class Session:
 
     def _check_frame(self, frame) -> None:
         if isinstance(frame, bool) or not isinstance(frame, int) or not 0 <= frame < self.num_frames:
-            raise PromptError(f"frame {frame!r} does not exist: the video has {self.num_frames} frames")
+            raise PromptError(f"frame {shown(frame)} does not exist: the video has {self.num_frames} frames")
 
     def _check_object(self, obj_id) -> None:
         if obj_id not in self.objects:
-            raise UnknownNameError(f"object {obj_id} does not exist (objects: {self.objects}); add one first")
+            raise UnknownNameError(f"object {shown(obj_id)} does not exist (objects: {self.objects}); add one first")
 
     def _prompts_changed(self) -> None:
         for frame in self.tracked:

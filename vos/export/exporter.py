@@ -22,7 +22,6 @@ import importlib
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from streams.files import atomic_write, new_folder
 
 from ..model.config import HieraConfig, ModelConfig
 from ..model.kernels import use_packed_kernels
@@ -302,7 +303,7 @@ def export_model(
         raise FileExistsError(f"{out} already holds an export ({', '.join(previous)}); nothing was changed: choose "
                               "another folder, or replace it (--overwrite)")
     out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out, prefix=".export-"))
+    staging = new_folder(out, ".export-")
     try:
         manifest = _export_into(staging, onnx, ort, model, specs, opset, source, log)
         # Only renames from here on, within one folder: the old export is replaced as a whole or not at all
@@ -317,8 +318,6 @@ def export_model(
 
 
 def _export_into(folder: Path, onnx, ort, model: SAM2Model, specs: dict, opset: int, source: str | None, log) -> Path:
-    from streams.files import atomic_write
-
     config = model.config
     # A private float32 copy on the CPU with plain PyTorch kernels: the user's model is left as it was.
     private = SAM2Model(config)
@@ -390,7 +389,9 @@ def _export_graph(module: nn.Module, spec: GraphSpec, inputs: dict[str, torch.Te
 def _check_graph(ort, module: nn.Module, spec: GraphSpec, inputs: dict[str, torch.Tensor], path: Path) -> float:
     """Largest difference between ONNX Runtime's outputs and PyTorch's on ``inputs``; the graph's inputs and
     outputs must be the spec's."""
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # the command's choice (vos.model.device.use_cpu_threads)
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     got = [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()]
     want = [t.name for t in spec.inputs], [t.name for t in spec.outputs]
     if got != want:

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import shown
 from ..model.config import ModelConfig
 from ..model.image_encoder import ImageFeatures
 from ..model.position_encoding import SinePositionEncoding
@@ -35,6 +38,7 @@ from .exporter import (
     GraphSpec,
     OnnxExportError,
     TensorSpec,
+    check_exportable,
     config_digest,
     graph_specs,
     require,
@@ -45,8 +49,22 @@ _NUMPY_DTYPES = {"float32": np.float32, "int64": np.int64, "int32": np.int32, "b
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(bool)": "bool"}
 
 
-def read_manifest(folder: str | os.PathLike) -> dict:
-    """The manifest of an export folder, checked for its format."""
+@dataclass(frozen=True)
+class Manifest:
+    """An export folder's manifest, checked against itself: ``config`` is the model it claims, ``graphs`` each
+    graph's entry, with the inputs and outputs that config implies and the file's ``sha256``; ``data`` the
+    whole JSON object."""
+
+    path: Path
+    data: dict
+    config: ModelConfig
+    graphs: dict[str, dict]
+
+
+def read_manifest(folder: str | os.PathLike) -> Manifest:
+    """The manifest of an export folder, checked for its format, its config and its graphs' entries (the graph
+    files themselves are :class:`OnnxModel`'s to check). Any fault is an :class:`OnnxExportError` naming the
+    manifest and the field."""
     folder = Path(folder)
     path = folder / MANIFEST
     if not folder.is_dir():
@@ -55,15 +73,40 @@ def read_manifest(folder: str | os.PathLike) -> dict:
         raise OnnxExportError(f"{path} is missing: {folder} is not a complete ONNX export (an export writes its "
                               "manifest last; run vos export again)")
     try:
-        manifest = json.loads(path.read_text())
-    except ValueError as exc:
-        raise OnnxExportError(f"{path}: not valid JSON ({exc})") from None
+        manifest = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8 text, nested beyond Python's stack
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise OnnxExportError(f"{path}: not valid JSON ({reason})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise OnnxExportError(f"{path}: not a vos ONNX manifest (format {FORMAT!r} expected)")
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise OnnxExportError(f"{path}: format version {manifest.get('format_version')!r}; this vos reads "
+        raise OnnxExportError(f"{path}: format version {shown(manifest.get('format_version'))}; this vos reads "
                               f"version {FORMAT_VERSION} (export the model again with this vos)")
-    return manifest
+    if "config" not in manifest:
+        raise OnnxExportError(f"{path}: its model config is missing (field 'config')")
+    try:
+        config = ModelConfig.from_dict(manifest["config"])
+    except ValueError as exc:
+        raise OnnxExportError(f"{path}: its model config cannot be read: {exc}") from None
+    try:
+        check_exportable(config)
+    except ValueError as exc:
+        raise OnnxExportError(f"{path}: {exc}") from None
+    if manifest.get("image_size") != config.image_size:
+        raise OnnxExportError(f"{path}: image_size {shown(manifest.get('image_size'))} differs from its config's "
+                              f"{config.image_size}")
+    graphs = manifest.get("graphs")
+    if not isinstance(graphs, dict):
+        raise OnnxExportError(f"{path}: field 'graphs' is {shown(graphs)}, not the graphs of the export")
+    for name, spec in graph_specs(config).items():
+        entry = graphs.get(name)
+        extra = {k: entry.get(k) for k in ("sha256", "max_abs_diff_vs_torch")} if isinstance(entry, dict) else {}
+        if entry != {**spec.to_dict(), **extra}:
+            raise OnnxExportError(f"{path}: graph {name!r} is {_describe(entry)}, but a {_model_name(config)} takes "
+                                  f"{_describe(spec.to_dict())}")
+        if not (isinstance(extra["sha256"], str) and re.fullmatch(r"[0-9a-f]{64}", extra["sha256"])):
+            raise OnnxExportError(f"{path}: graph {name!r} has sha256 {shown(extra['sha256'])}, not a SHA-256 digest")
+    return Manifest(path, manifest, config, graphs)
 
 
 class OnnxModel:
@@ -71,7 +114,8 @@ class OnnxModel:
 
     Args:
         folder: written by ``vos export MODEL --onnx DIR`` (:func:`vos.export.exporter.export_model`).
-        threads: ONNX Runtime's intra-op threads per graph (default: its own choice, the physical cores).
+        threads: ONNX Runtime's intra-op threads per graph (default: PyTorch's, ``torch.get_num_threads()``, which
+            the command line sets from the cores free at start-up: one count for both runtimes' work).
         check_files: verify each graph's sha256 against the manifest (reads every file once).
     """
 
@@ -79,36 +123,23 @@ class OnnxModel:
         ort = require("onnxruntime")
         self.folder = Path(folder)
         self.manifest = read_manifest(self.folder)
-        where = self.folder / MANIFEST
-        try:
-            self.config = ModelConfig.from_dict(self.manifest["config"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise OnnxExportError(f"{where}: its model config cannot be read: {exc}") from None
-        if self.manifest.get("image_size") != self.config.image_size:
-            raise OnnxExportError(f"{where}: image_size {self.manifest.get('image_size')} differs from its config's "
-                                  f"{self.config.image_size}")
+        self.config = self.manifest.config
         self.specs = graph_specs(self.config)
         self._pos = SinePositionEncoding(self.config.d_model)
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads or torch.get_num_threads()
         # By default ONNX Runtime's threads spin after each run, taking the cores from the PyTorch work between
         # graphs (decoding, resizing, the tracker's bookkeeping): 6.4 fps instead of 19.7 for the embedded model
         # on 2 cores.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        graphs = self.manifest.get("graphs", {})
+        where = self.manifest.path
         self.sessions = {}
         for name, spec in self.specs.items():
-            entry = graphs.get(name)
-            if entry != {**spec.to_dict(), "sha256": entry and entry.get("sha256"),
-                         "max_abs_diff_vs_torch": entry and entry.get("max_abs_diff_vs_torch")}:
-                raise OnnxExportError(f"{where}: graph {name!r} is {_describe(entry)}, but a {self._model_name} takes "
-                                      f"{_describe(spec.to_dict())}")
             path = self.folder / spec.file
             if not path.is_file():
                 raise OnnxExportError(f"{path} is missing from the export (the manifest lists it)")
-            if check_files and sha256(path) != entry["sha256"]:
+            if check_files and sha256(path) != self.manifest.graphs[name]["sha256"]:
                 raise OnnxExportError(f"{path} is not the file this export wrote (its sha256 differs from the "
                                       "manifest's): export the model again")
             try:
@@ -124,7 +155,7 @@ class OnnxModel:
     # ------------------------------------------------------------------ what the trackers read
     @property
     def _model_name(self) -> str:
-        return f"{self.config.name} at {self.config.image_size} px"
+        return _model_name(self.config)
 
     @property
     def image_size(self) -> int:
@@ -293,9 +324,17 @@ def _shape(shape) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
-def _describe(entry: dict | None) -> str:
+def _describe(entry) -> str:
+    """A graph's entry in a message: its file, inputs and outputs; an entry not of that form as it is."""
     if not entry:
         return "missing"
-    inputs = ", ".join(f"{i['name']} {_shape(i['shape'])}" for i in entry.get("inputs", []))
-    outputs = ", ".join(f"{o['name']} {_shape(o['shape'])}" for o in entry.get("outputs", []))
+    try:
+        inputs = ", ".join(f"{i['name']} {_shape(i['shape'])}" for i in entry.get("inputs", []))
+        outputs = ", ".join(f"{o['name']} {_shape(o['shape'])}" for o in entry.get("outputs", []))
+    except (AttributeError, KeyError, TypeError):  # not a mapping, or lists of something else
+        return shown(entry)
     return f"{entry.get('file')} with inputs {inputs} and outputs {outputs}"
+
+
+def _model_name(config: ModelConfig) -> str:
+    return f"{config.name} at {config.image_size} px"

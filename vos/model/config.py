@@ -3,10 +3,13 @@ configs, and custom ones."""
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import UnknownNameError
+from ..errors import UnknownNameError, shown
 from .hiera import HieraConfig
 from .memory_attention import PooledMemoryConfig
 from .perceiver import PerceiverConfig
@@ -59,6 +62,13 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         total_stride = self.trunk.total_stride
+        divisors = {"image_size": self.image_size, "d_model": self.d_model, "backbone_stride": self.backbone_stride,
+                    "mem_dim": self.mem_dim, "the trunk's total stride": total_stride}
+        if self.perceiver is not None:
+            divisors["the perceiver's grid"] = self.perceiver.grid
+        for name, value in divisors.items():
+            if value < 1:
+                raise ValueError(f"{name} must be positive, got {value}")
         if self.image_size % total_stride:
             raise ValueError(f"image_size {self.image_size} is not divisible by the total stride {total_stride}")
         if self.image_size % self.backbone_stride:
@@ -101,28 +111,93 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        """The config :meth:`to_dict` gave (read back from a checkpoint or an ONNX manifest): each field checked
+        against its annotation, so that a wrong one is a ``ValueError`` naming the field and its value."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a model config is a mapping of fields, got {shown(data)}")
         data = dict(data)
         for name, (value, why) in FIXED_FIELDS.items():
             stored = data.pop(name, value)
             if stored != value:
-                raise ValueError(f"model config field {name} = {stored!r} is not implemented by vos (only {value!r}: "
-                                 f"{why})")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown model config fields: {unknown}")
-        trunk = {k: tuple(v) if isinstance(v, list) else v for k, v in data.pop("trunk").items()}
-        # Each trunk config has a field no other has.
-        if "model_name" in trunk:
-            trunk_cls = TimmTrunkConfig
-        elif "window_block_indexes" in trunk:
-            trunk_cls = ViTConfig
-        else:
-            trunk_cls = HieraConfig
-        perceiver = data.pop("perceiver", None)
-        pool = data.pop("memory_pool", None)
-        return cls(trunk=trunk_cls(**trunk), perceiver=None if perceiver is None else PerceiverConfig(**perceiver),
-                   memory_pool=None if pool is None else PooledMemoryConfig(**pool), **data)
+                raise ValueError(f"model config field {name} = {shown(stored)} is not implemented by vos (only "
+                                 f"{value!r}: {why})")
+        return _build(cls, data, "")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    """The config dataclass ``cls`` from plain data, every field checked against its annotation; ``prefix``
+    names the enclosing field in messages (``trunk.``)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"model config field {prefix[:-1]} = {shown(data)} is not a mapping of fields")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown model config fields: {[prefix + str(k) for k in unknown]}")
+    missing = [prefix + n for n in _required(cls) if n not in data]
+    if missing:
+        raise ValueError(f"model config field{'s' * (len(missing) > 1)} {', '.join(missing)} missing")
+    hints = typing.get_type_hints(cls)
+    values = {name: _field(hints[name], value, prefix + name) for name, value in data.items()}
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        raise ValueError(f"{prefix[:-1]}: {exc}" if prefix else str(exc)) from None
+
+
+def _required(cls: type) -> list[str]:
+    missing = dataclasses.MISSING
+    return [f.name for f in dataclasses.fields(cls) if f.default is missing and f.default_factory is missing]
+
+
+_LARGEST_INT = 2**31 - 1  # sizes and counts: larger ones are mistakes, and would make arithmetic on them slow
+
+
+def _field(kind: Any, value: Any, name: str) -> Any:
+    """``value`` as the annotation ``kind`` wants it (lists as tuples, integers as floats where floats are
+    wanted), or a ``ValueError`` naming the field ``name`` and the value."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) > 1:  # the trunk: the dataclass whose fields the data names fits best
+            options.sort(key=lambda c: _misfit(c, value))
+        return _field(options[0], value, name)
+    if dataclasses.is_dataclass(kind):
+        return _build(kind, value, name + ".")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ValueError(f"model config field {name} = {shown(value)} is not one of {list(args)}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"model config field {name} = {shown(value)} is not a list")
+        if args[-1] is Ellipsis:
+            args = args[:1] * len(value)
+        elif len(value) != len(args):
+            raise ValueError(f"model config field {name} = {shown(value)} is not a list of {len(args)}")
+        return tuple(_field(a, v, f"{name}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"model config field {name} = {shown(value)} is not true or false")
+    elif kind is int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _LARGEST_INT:
+            raise ValueError(f"model config field {name} = {shown(value)} is not an integer from 0 to {_LARGEST_INT}")
+    elif kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"model config field {name} = {shown(value)} is not a finite number")
+        return float(value)
+    elif kind is str and not isinstance(value, str):
+        raise ValueError(f"model config field {name} = {shown(value)} is not a string")
+    return value
+
+
+def _misfit(cls: type, data: Any) -> int:
+    """How many fields ``data`` names that ``cls`` lacks, plus those ``cls`` needs that it lacks."""
+    if not isinstance(data, dict):
+        return 0
+    names = {f.name for f in dataclasses.fields(cls)}
+    return len(set(data) - names) + sum(n not in data for n in _required(cls))
 
 
 # Official SAM 2 settings that vos implements with one value only, so they are not config fields: a stored

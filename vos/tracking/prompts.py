@@ -8,6 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import shown
+
 
 class PromptError(ValueError):
     """A prompt that cannot be used; the message says which object, frame and value."""
@@ -47,8 +49,9 @@ class Prompt:
                 labels = np.ones(len(points), np.int32)
             else:
                 values = _numbers(labels, "labels", where, np.float64).reshape(-1)
-                if not np.array_equal(values, np.round(values)):
-                    raise PromptError(f"{where}: click labels must be 1 (object) or 0 (background), got {values.tolist()}")
+                if not np.isin(values, (0, 1)).all():  # checked before the cast, which would wrap 2**32 to 0
+                    raise PromptError(f"{where}: click labels must be 1 (object) or 0 (background), got "
+                                      f"{shown(values.tolist())}")
                 labels = values.astype(np.int32)
         elif labels is not None and len(np.asarray(labels).reshape(-1)):
             raise PromptError(f"{where}: labels were given without points")
@@ -125,12 +128,17 @@ class Prompt:
 
 
 def _numbers(values, what: str, where: str, dtype=np.float32) -> np.ndarray:
+    """``values`` as an array of ``dtype``; :class:`PromptError` for anything but finite numbers within its range
+    (casting would turn 1e300 into inf, and 10**400 cannot be cast at all)."""
     if isinstance(values, (str, bytes)):
-        raise PromptError(f"{where}: {what} must be numbers, got the string {values!r}")
+        raise PromptError(f"{where}: {what} must be numbers, got the string {shown(values)}")
     try:
-        return np.asarray(values, dtype=dtype)
-    except (TypeError, ValueError) as exc:
-        raise PromptError(f"{where}: {what} must be numbers, got {values!r} ({exc})") from None
+        wide = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise PromptError(f"{where}: {what} must be numbers, got {shown(values)} ({exc})") from None
+    if not (np.abs(wide) <= np.finfo(dtype).max).all():  # False for NaN too
+        raise PromptError(f"{where}: {what} must be finite numbers, got {shown(wide.tolist())}")
+    return wide.astype(dtype)
 
 
 def _boolean_mask(mask, where: str) -> np.ndarray:
@@ -163,7 +171,7 @@ def check_obj_id(obj_id, where: str = "") -> int:
     ids as pixel values need 1-255 as well: see :func:`check_palette_id`."""
     prefix = f"{where}: " if where else ""
     if isinstance(obj_id, bool) or not isinstance(obj_id, (int, np.integer)):
-        raise PromptError(f"{prefix}object id {obj_id!r} is not an integer")
+        raise PromptError(f"{prefix}object id {shown(obj_id)} is not an integer")
     if obj_id < 0:
         raise PromptError(f"{prefix}object id {obj_id} is negative; ids are integers from 0 (1-255 for palette masks)")
     return int(obj_id)
@@ -203,7 +211,7 @@ def read_mask_png(path, obj_id: int | None = None) -> np.ndarray:
     try:
         with Image.open(path) as image:
             values = np.array(image)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise PromptError(f"{path}: cannot read the mask PNG: {exc}") from exc
     if values.ndim == 3:
         values = values.max(axis=2)
@@ -221,9 +229,10 @@ def read_prompt_file(path) -> list[FramePrompt]:
 
     path = Path(path)
     try:
-        entries = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise PromptError(f"{path}: not valid JSON: {exc}") from exc
+        entries = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8 text, nested beyond Python's stack
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise PromptError(f"{path}: not valid JSON: {reason}") from None
     if isinstance(entries, dict):
         entries = [entries]
     if not isinstance(entries, list) or not entries:
@@ -239,11 +248,11 @@ def read_prompt_file(path) -> list[FramePrompt]:
             raise PromptError(f"{where}: unknown keys {unknown} (allowed: {sorted(allowed)})")
         frame, obj_id = entry.get("frame", 0), check_obj_id(entry.get("obj_id", 1), where)
         if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0:
-            raise PromptError(f"{where}: frame must be a non-negative integer, got {frame!r}")
+            raise PromptError(f"{where}: frame must be a non-negative integer, got {shown(frame)}")
         mask = None
         if entry.get("mask") is not None:
             if not isinstance(entry["mask"], str):
-                raise PromptError(f"{where}: mask must be the path of a PNG file, got {entry['mask']!r}")
+                raise PromptError(f"{where}: mask must be the path of a PNG file, got {shown(entry['mask'])}")
             mask = read_mask_png(path.parent / entry["mask"], obj_id)
         prompt = Prompt.make(entry.get("points"), entry.get("labels"), entry.get("box"), mask, where=where)
         out.append(FramePrompt(frame, obj_id, prompt))
@@ -258,15 +267,14 @@ def write_prompt_file(path, prompts: list[FramePrompt]) -> "Path":
     of that name and its masks as they were."""
     import json
     import shutil
-    import tempfile
     from pathlib import Path
 
-    from streams.files import atomic_write
+    from streams.files import atomic_write, new_folder
     from streams.masks import write_binary_png
 
     path = Path(path)
     mask_dir = path.parent / f"{path.stem}-masks"
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{mask_dir.name}."))
+    staging = new_folder(path.parent, f".{mask_dir.name}.")
     previous = staging.with_name(staging.name + ".previous")
     try:
         entries = []
