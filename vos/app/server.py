@@ -17,19 +17,16 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from streams import SourceError, is_network_url, redact_url
+from streams import is_network_url, redact_url
 
-from ..errors import UnknownNameError
-from ..jobs.track import TrackError
-from ..weights.checkpoint import CheckpointError
-from ..weights.hub import DownloadError
+from ..errors import UnknownNameError, message, user_errors
 from .session import BusyError, Session, render_masks
 
 HOST = "127.0.0.1"
 _STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
            "/app.css": ("app.css", "text/css; charset=utf-8")}
 # What the user's input or the machine's state can cause: shown on the page, the server goes on.
-_USER_ERRORS = (OSError, CheckpointError, DownloadError, UnknownNameError, ValueError, SourceError, TrackError, BusyError)
+_USER_ERRORS = (*user_errors(), BusyError)
 
 
 class App:
@@ -56,7 +53,7 @@ class App:
         try:
             self.open(video, checkpoint)
         except _USER_ERRORS as exc:
-            self.error = _message(exc)
+            self.error = message(exc)
 
     def open(self, video: str | None, checkpoint: str | None) -> None:
         """Open ``video`` with the model of ``checkpoint`` (loaded again only when it changes)."""
@@ -93,14 +90,6 @@ class App:
             self.session.close()
 
 
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror and exc.filename:
-        text = f"{exc.filename}: {exc.strerror}"
-    else:
-        text = " ".join((str(exc) or type(exc).__name__).split())
-    return redact_url(text)  # a path or checkpoint typed as a URL may carry a password
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: "AppServer"
@@ -122,8 +111,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, value, status: int = 200) -> None:
         self._send(status, json.dumps(value).encode(), "application/json")
 
-    def _error(self, status: int, message: str) -> None:
-        self._json({"error": message}, status)
+    def _error(self, status: int, text: str) -> None:
+        self._json({"error": text}, status)
 
     def _trusted(self) -> bool:
         """Only pages served by this server may use it: the Host header must name the loopback address (a web
@@ -160,7 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._error(HTTPStatus.NOT_FOUND, f"no such page: {path}")
         except _USER_ERRORS as exc:
-            self._error(HTTPStatus.BAD_REQUEST, _message(exc))
+            self._error(HTTPStatus.BAD_REQUEST, message(exc))
 
     def do_POST(self) -> None:  # noqa: N802 - the base class's name
         if not self._trusted():
@@ -186,12 +175,12 @@ class _Handler(BaseHTTPRequestHandler):
             action(self.server.app, self._session if path != "/api/open" else None, args)
         except KeyError as exc:
             if isinstance(exc, UnknownNameError):
-                self._error(HTTPStatus.BAD_REQUEST, _message(exc))
+                self._error(HTTPStatus.BAD_REQUEST, message(exc))
             else:
                 self._error(HTTPStatus.BAD_REQUEST, f"missing field {exc} in the request")
             return
         except _USER_ERRORS as exc:
-            self._error(HTTPStatus.CONFLICT if isinstance(exc, BusyError) else HTTPStatus.BAD_REQUEST, _message(exc))
+            self._error(HTTPStatus.CONFLICT if isinstance(exc, BusyError) else HTTPStatus.BAD_REQUEST, message(exc))
             return
         self._json(self.server.app.state())
 
@@ -288,3 +277,19 @@ def serve(app: App, port: int = 8000) -> None:
         app.close()
 
 
+
+
+def run_app(video: str | None, *, checkpoint: str | None = None, config: str | None = None,
+            image_size: int | None = None, device: str | None = None, precision: str = "float32",
+            port: int = 8000) -> None:
+    """``vos app``: serve the page for ``video`` with the model of ``checkpoint`` (default: the embedded one;
+    the page may open another, which ``config`` and ``image_size`` apply to as well) until Ctrl-C."""
+    from ..weights.load import load_model
+
+    def model(name: str | None):
+        return load_model(name, config=config, image_size=image_size, device=device or "cpu")
+
+    # The options an export's replay command repeats, as 'vos track' spells them.
+    options = [str(o) for name, value in (("--config", config), ("--image-size", image_size))
+               if value is not None for o in (name, value)]
+    serve(App(model, video, checkpoint, precision=precision, model_options=options), port)
