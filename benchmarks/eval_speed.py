@@ -60,6 +60,7 @@ def main() -> None:
 
     from evaluation.benchmark import evaluate_davis
 
+    load_before = os.getloadavg()[0]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,15 +91,17 @@ def main() -> None:
                 theirs.append(time.perf_counter() - t0)
             rows.append({**_row("scoring alone, in process", processes, ours, theirs),
                          "vos_jf": report.global_scores()["J&F-Mean"], "vos_benchmark_jf": their_jf / 100})
+    load = (load_before, os.getloadavg()[0])  # other work on the machine slows both tools alike, runs alternating
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "eval_speed.json").write_text(json.dumps(rows, indent=1))
+    (args.out / "eval_speed.json").write_text(json.dumps({"load_average": load, "rows": rows}, indent=1))
     jf = rows[-1]
     lines = [
         "# J&F scoring speed: vos against vos-benchmark 0.1.0",
         "",
         f"OSVOS predictions on DAVIS 2016 dev (8 sequences, 497 scored frames), median of {args.repeats} alternating "
-        f"runs, {os.cpu_count()} CPU cores. `python benchmarks/eval_speed.py`. Both give J&F {jf['vos_jf']:.10f} "
-        f"(vos) and {jf['vos_benchmark_jf']:.10f} (vos-benchmark).",
+        f"runs, {os.cpu_count()} CPU cores (load average {load[0]:.1f} before, {load[1]:.1f} after: other work ran "
+        f"beside). `python benchmarks/eval_speed.py`. Both give J&F {jf['vos_jf']:.10f} (vos) and "
+        f"{jf['vos_benchmark_jf']:.10f} (vos-benchmark).",
         "",
         "| measure | worker processes | vos (s) | vos-benchmark (s) | speed-up |",
         "|---|---|---|---|---|",

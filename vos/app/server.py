@@ -277,8 +277,6 @@ def serve(app: App, port: int = 8000) -> None:
         app.close()
 
 
-
-
 def run_app(video: str | None, *, checkpoint: str | None = None, config: str | None = None,
             image_size: int | None = None, device: str | None = None, precision: str = "float32",
             port: int = 8000) -> None:
