@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,6 +15,7 @@ from streams.files import atomic_write
 from . import davis, sav
 from .davis import ObjectScores
 from .masks import frame_pngs
+from .plot import bar_chart
 
 DAVIS_COLUMNS = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
 
@@ -61,29 +61,11 @@ class Report:
         return _write_csv(Path(folder) / "results.csv", ["video", "object", "J&F", "J", "F"], rows)
 
     def plot(self, path: Path, title: str = "J&F per object") -> Path:
-        """A bar chart of J&F, J and F per object, written atomically as PNG."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        names = [o.name for o in self.objects]
-        rows = [o.summary() for o in self.objects]
-        x = np.arange(len(names))
-        fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(names) + 2), 4))
-        for i, (col, colour) in enumerate([("J&F-Mean", "#4c72b0"), ("J-Mean", "#55a868"), ("F-Mean", "#c44e52")]):
-            ax.bar(x + (i - 1) * 0.27, [r[col] for r in rows], width=0.27, label=col, color=colour)
-        mean = self.global_scores()["J&F-Mean"]
-        ax.axhline(mean, color="black", linestyle="--", linewidth=1, label=f"mean J&F {mean:.3f}")
-        ax.set_xticks(x, names, rotation=60, ha="right")
-        ax.set_ylim(0, 1)
-        ax.set_title(title)
-        ax.legend(loc="lower left", fontsize=8)
-        fig.tight_layout()
-        try:
-            return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-        finally:
-            plt.close(fig)
+        """A bar chart of J&F, J and F per object and the mean J&F (:func:`evaluation.plot.bar_chart`),
+        written atomically as PNG."""
+        chart = bar_chart([o.name for o in self.objects], [o.summary() for o in self.objects],
+                          self.global_scores()["J&F-Mean"], title)
+        return atomic_write(path, lambda tmp: chart.save(tmp, format="PNG"))
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
@@ -110,6 +92,8 @@ def _run(fn: Callable, jobs: list[dict], processes: int | None, progress: bool) 
         for job in tqdm(jobs, desc="scoring", disable=not progress):
             parts.append(fn(**job, threads=threads))
     else:
+        from concurrent.futures import ProcessPoolExecutor  # multiprocessing's import, only when used
+
         with ProcessPoolExecutor(processes) as pool:
             futures = [pool.submit(fn, **job, threads=threads) for job in jobs]
             for future in tqdm(futures, desc="scoring", disable=not progress):

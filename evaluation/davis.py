@@ -76,8 +76,9 @@ def evaluate_sequence(gt_dir: Path, pred_dir: Path, threads: int = 2, frames: sl
         window = support_box(cv2.bitwise_or(gt, pred), radius)
         if window is None:
             return [1.0] * num_objects, [1.0] * num_objects
+        # Void (255) counts as background in the semi-supervised task: no object id reaches 255, so the
+        # comparisons with ids below treat it so without rewriting the mask.
         gt, pred = gt[window], pred[window]
-        gt[gt == 255] = 0  # void counts as background in the semi-supervised task
         surplus = int(pred.max(initial=0))
         if surplus > num_objects:
             raise ValueError(

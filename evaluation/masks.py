@@ -1,10 +1,11 @@
 """Reading mask PNGs as object-id arrays.
 
 Scoring a dataset is mostly reading PNGs, so 8-bit palette and grayscale files (all DAVIS, SA-V and vos
-masks) are decoded here straight from their compressed data: one ``zlib`` call, which releases the GIL,
+masks) are decoded here straight from their compressed data: one inflate call, which releases the GIL,
 and no per-row unfiltering when the encoder used the "None" or "Sub" row filters, as mask writers do.
-That is about twice as fast as Pillow. Anything else (other bit depths, interlacing, the "Up", "Average"
-and "Paeth" filters) goes through Pillow.
+Inflating is most of it; ISA-L's inflate (the ``isal`` package) does it 4.5x faster than zlib on DAVIS
+masks, long runs of one value being its best case, so it is used where installed, with the same output.
+Anything else (other bit depths, interlacing, the "Up", "Average" and "Paeth" filters) goes through Pillow.
 """
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+try:
+    from isal.isal_zlib import decompress as _inflate
+    from isal.isal_zlib import error as _InflateError
+except ImportError:  # zlib's inflate: the same bytes, slower
+    from zlib import decompress as _inflate
+    from zlib import error as _InflateError
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -27,7 +35,7 @@ def read_index_png(path: Path) -> np.ndarray:
         raise FileNotFoundError(f"mask file not found: {path}") from None
     try:
         fast = _decode_plain_png(data)
-    except (ValueError, zlib.error, struct.error) as e:
+    except (ValueError, zlib.error, _InflateError, struct.error) as e:
         raise ValueError(f"{path}: corrupt PNG ({e})") from None
     if fast is not None:
         return fast
@@ -77,7 +85,7 @@ def _decode_plain_png(data: bytes) -> np.ndarray | None:
     width, height, depth, colour, _, _, interlace = header
     if depth != 8 or colour not in (0, 3) or interlace != 0:
         return None
-    rows = np.frombuffer(zlib.decompress(b"".join(idat), bufsize=height * (width + 1)), dtype=np.uint8)
+    rows = np.frombuffer(_inflate(b"".join(idat)), dtype=np.uint8)  # no bufsize: it slows ISA-L down 3x
     if rows.size != height * (width + 1):
         raise ValueError(f"image data holds {rows.size} bytes, {height * (width + 1)} expected")
     rows = rows.reshape(height, width + 1)

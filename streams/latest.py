@@ -25,7 +25,6 @@ class StreamStats:
     dropped: int = 0
     reconnects: int = 0
     gaps: list[float] = field(default_factory=list)
-    last_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,6 @@ class LatestFrameReader:
                 except Exception as exc:  # decoder errors come as many types; the stream may recover
                     message = f"{type(exc).__name__}: {exc}"
                 message = redact_url(message)  # library messages may quote the URL
-                self.stats.last_error = message
                 if self.backoff is None or self._stop.is_set():
                     if self.stats.decoded == 0 and self.backoff is None:
                         raise SourceError(f"{self.name}: {message}")

@@ -62,6 +62,28 @@ def test_plot_is_written(osvos_report, tmp_path):
     assert path.stat().st_size > 1000 and not list(tmp_path.glob(".*tmp*"))
 
 
+@pytest.mark.parametrize("series", range(3))
+def test_the_chart_draws_every_objects_scores_to_scale(osvos_report, tmp_path, series):
+    """Each bar of a colour rises to its object's score: the top of each run of columns in that colour."""
+    from PIL import Image
+
+    from evaluation.plot import _PLOT_HEIGHT, SERIES
+
+    key, colour = SERIES[series]
+    image = np.asarray(Image.open(osvos_report.plot(tmp_path / "jf.png")))
+    painted = (image == colour).all(axis=2)
+    frame = (image == 200).all(axis=2)  # the legend's frame (light grey): its swatches are no bars
+    ys, xs = np.flatnonzero(frame.sum(axis=1) > 100), np.flatnonzero(frame.sum(axis=0) > 40)
+    painted[ys.min():ys.max() + 1, xs.min():xs.max() + 1] = False
+    columns = np.flatnonzero(painted.any(axis=0))
+    runs = np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1)
+    assert len(runs) == len(osvos_report.objects)
+    bottom = max(np.flatnonzero(painted[:, run[len(run) // 2]])[-1] for run in runs) + 1
+    for run, scores in zip(runs, (o.summary() for o in osvos_report.objects)):
+        top = np.flatnonzero(painted[:, run[len(run) // 2]])[0]
+        assert abs((bottom - top) / _PLOT_HEIGHT - scores[key]) < 2 / _PLOT_HEIGHT, (key, scores[key])
+
+
 # ---------------------------------------------------------------------------------------------- edge cases
 def _box(h=40, w=60, y0=10, y1=30, x0=10, x1=40):
     m = np.zeros((1, h, w), bool)

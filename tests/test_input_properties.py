@@ -24,7 +24,7 @@ from streams.redact import redact_url, remember_secrets
 from vos.app import server as app_server
 from vos.app.session import Session, render_masks
 from vos.cli import _cli_prompts, build_parser, main
-from vos.export.exporter import (
+from vos.export.format import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,

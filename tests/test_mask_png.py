@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import struct
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
+import evaluation.masks
 from evaluation.masks import _decode_plain_png, read_index_png
 from evaluation.metrics import boundary_map
 
@@ -86,6 +88,30 @@ def test_corrupt_and_rgb_files_are_named(tmp_path, samples):
     Image.fromarray(np.dstack([samples] * 3)).save(rgb)
     with pytest.raises(ValueError, match="rgb.png: mask PNGs must be palette or grayscale"):
         read_index_png(rgb)
+
+
+def test_a_corrupt_compressed_stream_is_named(tmp_path, samples):
+    """Chunks intact (their CRCs right) around data that does not inflate."""
+    header = struct.pack(">IIBBBBB", 31, 23, 8, 0, 0, 0, 0)
+    bad = tmp_path / "stream.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", b"\x78\x9c not deflate")
+                    + _chunk(b"IEND", b""))
+    with pytest.raises(ValueError, match="stream.png: corrupt PNG"):
+        read_index_png(bad)
+
+
+DAVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-dev" / "Annotations" / "480p"
+
+
+@pytest.mark.skipif(not DAVIS.is_dir(), reason=f"real DAVIS masks not found at {DAVIS}")
+def test_zlib_where_isal_is_missing_reads_the_same_masks(monkeypatch):
+    """The faster inflate (ISA-L, when installed) and zlib's give the same masks, real DAVIS files among them."""
+    files = sorted(DAVIS.glob("*/0000[0-4].png"))
+    assert len(files) == 40
+    fast = [read_index_png(f) for f in files]
+    monkeypatch.setattr(evaluation.masks, "_inflate", zlib.decompress)
+    for f, mask in zip(files, fast):
+        assert np.array_equal(read_index_png(f), mask), f
 
 
 def _reference_boundary(seg: np.ndarray) -> np.ndarray:

@@ -24,15 +24,10 @@ from videos import moving_shapes, write_jpegs
 from evaluation.masks import read_index_png
 from vos import load_model
 from vos.cli import main
-from vos.export.exporter import (
-    MANIFEST,
-    OnnxExtraMissing,
-    check_exportable,
-    example_inputs,
-    export_model,
-    graph_specs,
-)
-from vos.export.runtime import OnnxExportError, OnnxModel
+from vos.errors import OnnxExtraMissing
+from vos.export.exporter import check_exportable, example_inputs, export_model
+from vos.export.format import MANIFEST, OnnxExportError, graph_specs
+from vos.export.runtime import OnnxModel
 from vos.model.config import ModelConfig, get_config
 from vos.model.sam2 import SAM2Model
 from vos.tracking.core import TrackerSettings

@@ -3,37 +3,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .weights.load import load_model
+    from .jobs.info import describe_model
 
-    model = load_model(args.checkpoint, config=args.config, image_size=args.image_size)
-    cfg = model.config
-    params = sum(p.numel() for p in model.parameters())
-    print(f"config:      {cfg.name} ({cfg.family})")
-    print(f"image size:  {cfg.image_size}")
-    print(f"trunk:       {cfg.trunk.summary}")
-    print(f"parameters:  {params:,}")
-    from pathlib import Path
-
-    from .weights.checkpoint import training_history
-    from .weights.load import DEFAULT_WEIGHTS
-
-    path = Path(args.checkpoint) if args.checkpoint else DEFAULT_WEIGHTS
-    for i, run in enumerate(training_history(path) if path.is_file() else [], 1):
-        what = run.get("command") or run.get("from") or run.get("description", "")
-        steps = f"{run['steps_done']} steps: " if "steps_done" in run else ""
-        print(f"training {i}:  {steps}{what}")
+    for line in describe_model(args.checkpoint, config=args.config, image_size=args.image_size).lines():
+        print(line)
     return 0
 
 
 def _download(args: argparse.Namespace) -> int:
-    from .weights.hub import OFFICIAL_CHECKPOINTS, checkpoint_path
+    from .weights.hub import download
 
-    names = sorted(OFFICIAL_CHECKPOINTS) if args.name == "all" else [args.name]
-    for name in names:
-        print(checkpoint_path(name))
+    for path in download(args.name):
+        print(path)
     return 0
 
 
@@ -54,33 +39,26 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    import torch
-
     from .train.clips import ClipSettings
+    from .train.job import TrainData, train
     from .train.rollout import PromptSimulation
-    from .train.setup import clip_sampler, starting_model, validation_set
-    from .train.trainer import Trainer, TrainSettings
+    from .train.trainer import TrainSettings
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, lineage = starting_model(args.init, args.config, args.image_size, args.init_trunk, args.seed)
-    model = model.to(device)
-    clips = ClipSettings(num_frames=args.num_frames, image_prob=args.image_prob, max_objects=args.max_objects,
-                         synthetic_prob=args.synthetic_prob, composite_prob=args.composite_prob)
-    sampler = clip_sampler(model.image_size, clips, args.davis, args.split, args.images or [], args.exclude_images)
-    validation = validation_set(args.val_root, args.val_split) if args.val_root else None
-    settings = TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
-                             validate_every=args.validate_every, warmup=min(200, args.steps // 10))
-    prompts = PromptSimulation(mask_prob=args.mask_prob, box_prob=args.box_prob)
-    run = {"command": "vos " + " ".join(args.argv)}
-    trainer = Trainer(model, sampler, args.out, settings, prompts, validation=validation, lineage=lineage, run=run)
-    if trainer.resume():
-        print(f"resumed from {Path(args.out) / 'last.pt'} at step {trainer.step}")
-    scores = trainer.run()
-    print(f"wrote {Path(args.out) / 'model.pt'}")
-    if scores:
-        print("validation: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+    run = train(
+        args.out,
+        settings=TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
+                               checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
+                               warmup=min(200, args.steps // 10)),
+        clips=ClipSettings(num_frames=args.num_frames, image_prob=args.image_prob, max_objects=args.max_objects,
+                           synthetic_prob=args.synthetic_prob, composite_prob=args.composite_prob),
+        prompts=PromptSimulation(mask_prob=args.mask_prob, box_prob=args.box_prob),
+        data=TrainData(davis=args.davis, split=args.split, images=args.images, exclude_images=args.exclude_images,
+                       val_root=args.val_root, val_split=args.val_split),
+        init=args.init, config=args.config, image_size=args.image_size, init_trunk=args.init_trunk,
+        device=args.device, threads=args.threads, command="vos " + " ".join(args.argv), log=print)
+    print(f"wrote {run.model}")
+    if run.scores:
+        print("validation: " + ", ".join(f"{k} {v:.3f}" for k, v in run.scores.items()))
     return 0
 
 
@@ -123,8 +101,6 @@ def _cli_prompts(args: argparse.Namespace) -> list:
 def _track(args: argparse.Namespace) -> int:
     if args.everything:
         return _track_everything(args)
-    from pathlib import Path
-
     from .jobs.track import check_out_dir, check_request, track_settings, track_video
 
     prompts = _cli_prompts(args)
@@ -146,48 +122,29 @@ def _track(args: argparse.Namespace) -> int:
 
 
 def _app(args: argparse.Namespace) -> int:
-    from .app import App, serve
-    from .weights.load import load_model
+    from .app import run_app
 
-    def model(checkpoint: str | None):
-        return load_model(checkpoint, config=args.config, image_size=args.image_size, device=args.device or "cpu")
-
-    options = [str(o) for name, value in (("--config", args.config), ("--image-size", args.image_size))
-               if value is not None for o in (name, value)]
-    app = App(model, args.input, args.checkpoint, precision=args.precision, model_options=options)
     try:
-        serve(app, args.port)
+        run_app(args.input, checkpoint=args.checkpoint, config=args.config, image_size=args.image_size,
+                device=args.device, precision=args.precision, port=args.port)
     except KeyboardInterrupt:
         print("vos app: stopped")
     return 0
 
 
 def _live(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from streams import Backoff, open_live
-    from streams.network import is_network_url
-
-    from .jobs.live import run_live
+    from .jobs.live import live
     from .tracking.core import TrackerSettings
 
-    prompts = _cli_prompts(args)
     if args.out and Path(args.out).is_dir():
         raise IsADirectoryError(f"--out {args.out} is a folder; 'vos live --out' names the video file to write "
                                 "(e.g. live.mp4)")
-    model = _tracking_model(args)
+    prompts = _cli_prompts(args)
     log = lambda message: print(message, flush=True)  # noqa: E731
-    options = {"backoff": Backoff(max_attempts=args.max_reconnects), "on_event": log}
-    if args.transport:
-        if not is_network_url(args.source):
-            raise ValueError(f"--transport is for network streams, not {args.source!r}")
-        options["transport"] = args.transport
-    with open_live(args.source, **options) as source:
-        log(f"reading {getattr(source, 'name', args.source)}: {source.size[1]}x{source.size[0]}"
-            + (f" at {source.fps:g} fps" if source.fps else ""))
-        report = run_live(model, source, prompts, args.out, show=False if args.no_window else None,
-                          max_frames=args.max_frames, log=log, settings=TrackerSettings.live(precision=args.precision),
-                          everything=_everything_settings(args))
+    report = live(_tracking_model(args), args.source, prompts, args.out, transport=args.transport,
+                  max_reconnects=args.max_reconnects, log=log, show=False if args.no_window else None,
+                  max_frames=args.max_frames, settings=TrackerSettings.live(precision=args.precision),
+                  everything=_everything_settings(args))
     log("done: " + report.line())
     if report.gaps:
         log("gaps: " + ", ".join(f"{g:.1f} s" for g in report.gaps))
@@ -197,27 +154,11 @@ def _live(args: argparse.Namespace) -> int:
 
 
 def _tracking_model(args: argparse.Namespace):
-    """The model 'vos track' and 'vos live' run: PyTorch's (--checkpoint ...), or an ONNX export's on ONNX
-    Runtime (--runtime onnx DIR), which defines the model itself."""
-    from .weights.load import load_model
+    """The model of the --runtime, --checkpoint, --config, --image-size, --precision and --device options."""
+    from .jobs.model import tracking_model
 
-    kind, folder = args.runtime
-    if kind == "torch":
-        return load_model(args.checkpoint, config=args.config, image_size=args.image_size, device=args.device or "cpu")
-    given = [name for name, value in (("--checkpoint", args.checkpoint), ("--config", args.config),
-                                      ("--image-size", args.image_size)) if value is not None]
-    if given:
-        raise ValueError(f"--runtime onnx runs the model exported in {folder}; {', '.join(given)} cannot change it "
-                         "(export the model you want: vos export MODEL --onnx DIR)")
-    if args.precision != "float32":
-        raise ValueError(f"--runtime onnx computes in float32; --precision {args.precision} is for the PyTorch runtime")
-    if args.device not in (None, "cpu"):
-        raise ValueError(f"--runtime onnx runs on the CPU (ONNX Runtime's CPU execution provider), not --device {args.device}")
-    if args.everything:
-        raise ValueError("--everything needs the automatic mask generator, which is not exported: use the PyTorch runtime")
-    from .export.runtime import OnnxModel
-
-    return OnnxModel(folder)
+    return tracking_model(args.checkpoint, onnx=args.runtime[1], config=args.config, image_size=args.image_size,
+                          precision=args.precision, device=args.device, everything=args.everything)
 
 
 class _RuntimeAction(argparse.Action):
@@ -234,15 +175,10 @@ class _RuntimeAction(argparse.Action):
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export.exporter import OPSET, export_model
-    from .weights.load import load_model
+    from .jobs.export import export_onnx
 
-    model = load_model(args.checkpoint, config=args.config, image_size=args.image_size)
-    source = args.checkpoint or "the embedded vos model"
-    print(f"exporting {model.config.name} at {model.config.image_size} px to ONNX (opset {args.opset or OPSET}) ...",
-          flush=True)
-    path = export_model(model, args.onnx, opset=args.opset or OPSET, overwrite=args.overwrite, source=source,
-                        log=lambda line: print(line, flush=True))
+    path = export_onnx(args.checkpoint, args.onnx, config=args.config, image_size=args.image_size, opset=args.opset,
+                       overwrite=args.overwrite, log=lambda line: print(line, flush=True))
     print(f"wrote {path}; run it with: vos track VIDEO --runtime onnx {args.onnx} ...")
     return 0
 
@@ -258,8 +194,6 @@ def _everything_settings(args: argparse.Namespace):
 
 
 def _track_everything(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from .jobs.everything import track_everything
     from .jobs.track import check_out_dir
     from .tracking.core import TrackerSettings
@@ -296,63 +230,20 @@ def _add_everything_options(p: argparse.ArgumentParser) -> None:
 
 
 def _segment(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
+    from .jobs.segment import segment_images
 
-    import numpy as np
-    from PIL import Image
-
-    from streams.files import atomic_write
-    from streams.masks import write_binary_png
-    from streams.overlay import Annotator
-
-    from .image.mask_generator import MaskGenerator, compress_rle, mask_to_rle
-    from .tracking.results import detections_from_masks
-    from .weights.load import load_model
-
-    source = Path(args.input)
-    if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".webp"))
-        if not files:
-            raise FileNotFoundError(f"{source} holds no images (.jpg, .jpeg, .png, .bmp, .webp)")
-    elif source.is_file():
-        files = [source]
-    else:
-        raise FileNotFoundError(f"{source}: no such image or folder")
-    model = load_model(args.checkpoint, image_size=args.image_size, device=args.device or "cpu")
-    generator = MaskGenerator(model, points_per_side=args.points_per_side, pred_iou_thresh=args.pred_iou_thresh,
-                              stability_score_thresh=args.stability_score_thresh, box_nms_thresh=args.box_nms_thresh,
-                              crop_n_layers=args.crop_n_layers, min_mask_region_area=args.min_mask_region_area,
-                              progress=True)
-    out = Path(args.out)
-    annotator = Annotator()
-    for path in files:
-        try:
-            with Image.open(path) as image:
-                rgb = np.asarray(image.convert("RGB"))
-        except OSError as exc:
-            raise ValueError(f"{path}: cannot read the image: {exc}") from exc
-        records = generator.generate(rgb)
-        folder = out / path.stem
-        (folder / "masks").mkdir(parents=True, exist_ok=True)
-        masks = np.stack([r["segmentation"] for r in records]) if records else np.zeros((0, *rgb.shape[:2]), bool)
-        overlay = annotator(rgb, detections_from_masks(list(range(1, len(records) + 1)), masks))
-        atomic_write(folder / "overlay.png", lambda tmp: Image.fromarray(overlay).save(tmp, format="PNG"))
-        for i, record in enumerate(records):
-            if not args.no_png:
-                write_binary_png(folder / "masks" / f"{i:03d}.png", record["segmentation"])
-            record["segmentation"] = compress_rle(mask_to_rle(record["segmentation"]))
-        atomic_write(folder / "masks.json", lambda tmp: tmp.write_text(json.dumps(records)))
-        print(f"{path.name}: {len(records)} masks -> {folder}")
+    segment_images(args.input, args.out, checkpoint=args.checkpoint, image_size=args.image_size, device=args.device,
+                   png=not args.no_png, log=print, points_per_side=args.points_per_side,
+                   pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_score_thresh,
+                   box_nms_thresh=args.box_nms_thresh, crop_n_layers=args.crop_n_layers,
+                   min_mask_region_area=args.min_mask_region_area)
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .jobs.demo import run_demo
-    from .weights.load import load_model
+    from .jobs.demo import demo
 
-    model = load_model(args.checkpoint)
-    result = run_demo(model, args.out, seed=args.seed, num_frames=args.frames)
+    result = demo(args.out, checkpoint=args.checkpoint, seed=args.seed, num_frames=args.frames)
     print(f"clicked object 1 at ({result.click[0]:.0f}, {result.click[1]:.0f}) on frame 0")
     print(f"wrote {result.overlay}")
     print(f"wrote {result.masks}")
@@ -624,19 +515,14 @@ def main(argv: list[str] | None = None) -> int:
     object or key; files already written stay complete), 130 when interrupted with Ctrl-C."""
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in trained weights' lineage
-    from streams import SourceError
     from streams.redact import remember_secrets
 
-    from .errors import UnknownNameError, one_line
-    from .export.exporter import OnnxExtraMissing
-    from .jobs.track import TrackError
-    from .weights.checkpoint import CheckpointError
-    from .weights.hub import DownloadError
+    from .errors import one_line, user_errors
 
     for arg in args.argv:  # a password given in a URL is hidden in every message, however it is quoted
         remember_secrets(arg)
     try:
-        if "threads" in vars(args):  # a command that runs a model
+        if "threads" in vars(args) and not getattr(args, "predictions", None):  # runs a model (scoring masks does not)
             from .model.device import use_cpu_threads
 
             args.threads = use_cpu_threads(args.threads).threads
@@ -644,10 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # a run's own summary ("interrupted after N frames; kept ...") when it has one
         print(f"vos {args.command}: {one_line(exc) if str(exc) else 'interrupted'}", file=sys.stderr)
         return 130
-    # Only errors that describe the user's input or the machine's state; any other KeyError is a bug and
-    # keeps its traceback.
-    except (OSError, CheckpointError, DownloadError, UnknownNameError, ValueError, SourceError, TrackError,
-            OnnxExtraMissing) as exc:
+    except user_errors() as exc:  # evaluated only when something was raised
         print(f"vos {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
 

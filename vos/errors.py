@@ -1,5 +1,11 @@
-"""Errors that name a mistake in what the user gave, as opposed to a bug in vos."""
+"""Errors that name a mistake in what the user gave, or the machine's state, as opposed to a bug in vos; which
+exceptions those are, and the one line a user sees for each. The command line and ``vos app`` both decide it here.
+
+Only the standard library is imported at module level: every command imports this module, ``vos --help`` too.
+"""
 from __future__ import annotations
+
+from typing import Any
 
 
 class UnknownNameError(KeyError):
@@ -9,6 +15,40 @@ class UnknownNameError(KeyError):
 
     def __str__(self) -> str:  # the message itself, not KeyError's quoted repr of it
         return str(self.args[0]) if self.args else "unknown name"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read or does not fit the model it is loaded into."""
+
+
+class DownloadError(RuntimeError):
+    """A checkpoint could not be downloaded or failed verification."""
+
+
+class OnnxExtraMissing(ImportError):
+    """onnx, onnxscript or onnxruntime is not installed."""
+
+
+class TrackError(RuntimeError):
+    """Tracking stopped part way (a frame that cannot be read, a full disk). The message names the cause and
+    what was kept; ``kept`` holds the same, as a :class:`vos.jobs.track.TrackOutputs` (not imported here: this
+    module imports nothing of vos). Every file kept is complete."""
+
+    def __init__(self, message: str, kept: Any) -> None:
+        super().__init__(message)
+        self.kept = kept
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that describe the user's input or the machine's state: reported in one line (the
+    command line exits with status 2, the app shows it on the page). Any other exception, a ``KeyError``
+    other than :class:`UnknownNameError` included, is a bug and keeps its traceback.
+
+    A function, not a constant, so that a command pays for importing :mod:`streams` only when it fails."""
+    from streams.source import SourceError
+
+    return (OSError, ValueError, UnknownNameError, CheckpointError, DownloadError, TrackError, OnnxExtraMissing,
+            SourceError)
 
 
 def shown(value, limit: int = 80) -> str:

@@ -18,13 +18,10 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from streams import SourceError, is_network_url, redact_url
+from streams import is_network_url, redact_url
 from streams.redact import remember_secrets
 
-from ..errors import UnknownNameError, one_line, shown
-from ..jobs.track import TrackError
-from ..weights.checkpoint import CheckpointError
-from ..weights.hub import DownloadError
+from ..errors import UnknownNameError, one_line, shown, user_errors
 from .session import BusyError, Session, render_masks
 
 HOST = "127.0.0.1"
@@ -33,7 +30,7 @@ _LARGEST = 1e9  # pixels of a click or a box corner: far beyond any frame, refus
 _STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
            "/app.css": ("app.css", "text/css; charset=utf-8")}
 # What the user's input or the machine's state can cause: shown on the page, the server goes on.
-_USER_ERRORS = (OSError, CheckpointError, DownloadError, UnknownNameError, ValueError, SourceError, TrackError, BusyError)
+_USER_ERRORS = (*user_errors(), BusyError)
 
 
 class App:
@@ -120,8 +117,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, value, status: int = 200) -> None:
         self._send(status, json.dumps(value).encode(), "application/json")
 
-    def _error(self, status: int, message: str) -> None:
-        self._json({"error": message}, status)
+    def _error(self, status: int, text: str) -> None:
+        self._json({"error": text}, status)
 
     def _trusted(self) -> bool:
         """Only pages served by this server may use it: the Host header must name the loopback address (a web
@@ -217,7 +214,10 @@ class _Handler(BaseHTTPRequestHandler):
         ends is not known."""
         if self.headers.get("Transfer-Encoding"):
             return self._refuse(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length, not in chunks")
-        text = (self.headers.get("Content-Length") or "0").strip()
+        given = self.headers.get("Content-Length")
+        if given is None:  # no body, or one whose end is unknown: none is read, and nothing after it
+            self.close_connection = True
+        text = "0" if given is None else given.strip()
         if not (text.isascii() and text.isdigit()):
             return self._refuse(HTTPStatus.BAD_REQUEST, f"Content-Length {text[:40]!r} is not a number of bytes")
         length = int(text)
@@ -353,3 +353,17 @@ def serve(app: App, port: int = 8000) -> None:
         app.close()
 
 
+def run_app(video: str | None, *, checkpoint: str | None = None, config: str | None = None,
+            image_size: int | None = None, device: str | None = None, precision: str = "float32",
+            port: int = 8000) -> None:
+    """``vos app``: serve the page for ``video`` with the model of ``checkpoint`` (default: the embedded one;
+    the page may open another, which ``config`` and ``image_size`` apply to as well) until Ctrl-C."""
+    from ..weights.load import load_model
+
+    def model(name: str | None):
+        return load_model(name, config=config, image_size=image_size, device=device or "cpu")
+
+    # The options an export's replay command repeats, as 'vos track' spells them.
+    options = [str(o) for name, value in (("--config", config), ("--image-size", image_size))
+               if value is not None for o in (name, value)]
+    serve(App(model, video, checkpoint, precision=precision, model_options=options), port)

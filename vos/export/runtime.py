@@ -1,4 +1,5 @@
-"""A model exported by :mod:`vos.export.exporter`, run on ONNX Runtime behind the model's per-frame methods.
+"""A model exported by ``vos export`` (:mod:`vos.export.exporter`), run on ONNX Runtime behind the model's
+per-frame methods. Reads the folder as :mod:`vos.export.format` defines it; imports nothing of the exporter.
 
 :class:`OnnxModel` offers the methods :class:`vos.tracking.core.InferenceCore` calls on a
 :class:`vos.model.sam2.SAM2Model` (``encode_image``, ``without_memory``, ``condition_on_memories``,
@@ -29,7 +30,7 @@ from ..model.config import ModelConfig
 from ..model.image_encoder import ImageFeatures
 from ..model.position_encoding import SinePositionEncoding
 from ..model.sam2 import HeadOutput, SAM2Model, resize_mask_prompt
-from .exporter import (
+from .format import (
     CONFIG_KEY,
     DYNAMIC_AXES,
     FORMAT,

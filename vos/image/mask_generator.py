@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from ..model.image_encoder import ImageFeatures
 from ..model.sam2 import SAM2Model
-from .predictor import LOW_RES_LOGIT_LIMIT, ImagePredictor, _image_array
+from .predictor import LOW_RES_LOGIT_LIMIT, ImagePredictor, image_array
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
 # Candidate masks upscaled to the image at once: bounds memory on large images.
@@ -226,7 +226,7 @@ class MaskGenerator:
         """Every mask of an ``(H, W, 3)`` uint8 RGB image (numpy or PIL), as SAM's records: ``segmentation``,
         ``area``, ``bbox`` (x, y, w, h), ``predicted_iou``, ``point_coords`` ([[x, y]]),
         ``stability_score``, ``crop_box`` (x, y, w, h); best-first as the de-duplication leaves them."""
-        image = _image_array(image)
+        image = image_array(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}")
 

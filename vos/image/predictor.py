@@ -33,7 +33,7 @@ class _Embedding:
     sizes: list[tuple[int, int]]
 
 
-def _image_array(image) -> np.ndarray:
+def image_array(image) -> np.ndarray:
     """An ``(H, W, 3)`` uint8 RGB array from a numpy array or a PIL image."""
     if hasattr(image, "convert") and hasattr(image, "size"):  # a PIL image
         return np.asarray(image.convert("RGB"))
@@ -96,7 +96,7 @@ class ImagePredictor:
         if isinstance(images, np.ndarray) or not len(images):
             raise ValueError("set_image_batch takes a non-empty list of (H, W, 3) images")
         self.reset()
-        arrays = [_image_array(image) for image in images]
+        arrays = [image_array(image) for image in images]
         size = self.model.image_size
         batch = torch.cat([preprocess_image(a, size, self.device) for a in arrays])
         self.set_features(self.model.encode_image(batch), [tuple(a.shape[:2]) for a in arrays])

@@ -58,3 +58,11 @@ def run_demo(model: SAM2Model, out_dir: str | Path, seed: int = 0, num_frames: i
     (scores,) = evaluate_sequence(gt_dir, outputs.masks)
     s = scores.summary()
     return DemoResult(click, outputs.overlay, outputs.masks, s["J&F-Mean"], s["J-Mean"], s["F-Mean"])
+
+
+def demo(out_dir: str | Path = "vos-demo", *, checkpoint: str | Path | None = None, seed: int = 0,
+         num_frames: int = 48) -> DemoResult:
+    """``vos demo``: :func:`run_demo` with the model of ``checkpoint`` (default: the embedded one)."""
+    from ..weights.load import load_model
+
+    return run_demo(load_model(checkpoint), out_dir, seed=seed, num_frames=num_frames)

@@ -3,7 +3,8 @@ the sequences out over ``torchrun`` processes, run a model over them (or take ex
 with J&F and write the official CSV files and a plot.
 
 Scoring reads only the ground-truth annotations, as the official DAVIS tool does: a root with
-``Annotations/`` and ``ImageSets/`` but no frames is scored; running a model needs the frames too.
+``Annotations/`` and ``ImageSets/`` but no frames is scored; running a model needs the frames too. Scoring
+alone imports no torch (the model's modules are imported only to run one).
 """
 from __future__ import annotations
 
@@ -15,10 +16,6 @@ from evaluation import distributed
 from evaluation.benchmark import Report, evaluate_davis, evaluate_sav
 from evaluation.davis import read_sequence_list
 from evaluation.layout import annotations_dir
-
-from ..model.device import check_device
-from ..tracking.core import TrackerSettings
-from .dataset_masks import predict_davis, predict_sav
 
 DATASETS = ("davis", "sav")
 
@@ -60,7 +57,9 @@ def evaluate(
     if dataset == "sav" and predictions is None and images is None:
         raise ValueError("SA-V with a model to run needs --images (images=), the folder of JPEG frame folders "
                          "(JPEGImages_24fps), next to the root (Annotations_6fps)")
-    if device is not None:
+    if device is not None:  # a device that is not there fails now, not after the first sequences
+        from ..model.device import check_device
+
         check_device(device)
     root = Path(root)
     out = Path(out or predictions or "vos-eval")
@@ -91,7 +90,9 @@ def evaluate(
 def _predict(dataset, root, images, masks, names, shard, checkpoint, config, image_size, precision,
              later_objects) -> None:
     """Run the model over this process's share of the sequences, into ``masks``."""
+    from ..tracking.core import TrackerSettings
     from ..weights.load import load_model
+    from .dataset_masks import predict_davis, predict_sav
 
     model = load_model(checkpoint, config=config, image_size=image_size, device=shard.device)
     if dataset == "davis":

@@ -123,3 +123,32 @@ def _show(image: np.ndarray) -> None:
     cv2.imshow("vos live", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
         raise KeyboardInterrupt
+
+
+def live(
+    model: SAM2Model,
+    source: str | int,
+    prompts: list[FramePrompt],
+    out: str | os.PathLike | None = None,
+    *,
+    transport: str | None = None,
+    max_reconnects: int | None = None,
+    log=print,
+    **options,
+) -> LiveReport:
+    """``vos live``: open ``source`` (a webcam index, a device path or a stream URL; ``transport``, tcp or
+    udp, for RTSP streams only), reconnecting with backoff until ``max_reconnects`` failures in a row (default:
+    never), and :func:`run_live` on it; ``options`` go to :func:`run_live`. ``log`` gets what the source
+    reports (connections, reconnections) and a line naming what is read."""
+    from streams import Backoff, open_live
+    from streams.network import is_network_url
+
+    opened = {"backoff": Backoff(max_attempts=max_reconnects), "on_event": log}
+    if transport:
+        if not is_network_url(str(source)):
+            raise ValueError(f"--transport is for network streams, not {source!r}")
+        opened["transport"] = transport
+    with open_live(source, **opened) as stream:
+        log(f"reading {getattr(stream, 'name', source)}: {stream.size[1]}x{stream.size[0]}"
+            + (f" at {stream.fps:g} fps" if stream.fps else ""))
+        return run_live(model, stream, prompts, out, log=log, **options)

@@ -22,6 +22,7 @@ from streams import Frame, FrameFolder, SeekableSource, SourceError, open_video
 from streams.overlay import join_videos
 from streams.recent import RecentFrames
 
+from ..errors import TrackError
 from ..model.sam2 import SAM2Model
 from ..tracking.core import TrackerSettings
 from ..tracking.prompts import FramePrompt, PromptError, check_obj_id, check_palette_id
@@ -57,15 +58,6 @@ class TrackOutputs:
             else:
                 parts.append(f"{self.overlay} with no frames")
         return ", ".join(parts) or "nothing"
-
-
-class TrackError(RuntimeError):
-    """Tracking stopped part way (a frame that cannot be read, a full disk). The message names the cause and
-    what was kept; ``kept`` holds the same as :class:`TrackOutputs`. Every file kept is complete."""
-
-    def __init__(self, message: str, kept: TrackOutputs) -> None:
-        super().__init__(message)
-        self.kept = kept
 
 
 class TrackInterrupted(KeyboardInterrupt):

@@ -13,9 +13,11 @@ from pathlib import Path
 import torch
 
 
-def check_device(device: str | torch.device) -> torch.device:
-    """``device`` as a :class:`torch.device`; ``ValueError`` if it is not a device name or this machine
-    has no such device."""
+def check_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a :class:`torch.device` (``None``: the first CUDA GPU when there is one, else the CPU);
+    ``ValueError`` if it is not a device name or this machine has no such device."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError) as exc:

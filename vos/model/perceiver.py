@@ -37,10 +37,6 @@ class PerceiverConfig:
             raise ValueError(f"num_latents_2d must be a square, got {self.num_latents_2d}")
         return side
 
-    @property
-    def tokens_per_frame(self) -> int:
-        return self.num_latents + self.num_latents_2d
-
 
 def _feed_forward(dim: int, mult: int) -> nn.Sequential:
     # Indices 0, 1, 3 carry the official keys (2 is the activation).

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import timm
 import torch
 from torch import nn
 
@@ -36,6 +35,10 @@ class TimmTrunk(nn.Module):
 
     def __init__(self, config: TimmTrunkConfig) -> None:
         super().__init__()
+        # Imported here, not with the module: timm takes seconds to import and only these trunks (EdgeTAM's)
+        # need it, while every model config imports this module for TimmTrunkConfig.
+        import timm
+
         self.body = timm.create_model(config.model_name, pretrained=False, features_only=True, out_indices=(0, 1, 2, 3))
         found = tuple(self.body.feature_info.channels())
         if found != tuple(config.channels):

@@ -14,7 +14,6 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
-from timm.models.vision_transformer_sam import Block
 from torch import nn
 
 from .common import MLP, LayerNorm2d
@@ -71,6 +70,9 @@ class ViTTrunk(nn.Module):
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
+        # Imported here: timm takes seconds to import, and only this trunk (EfficientTAM's) needs it.
+        from timm.models.vision_transformer_sam import Block
+
         self.config = config
         dim = config.embed_dim
         self.patch_embed = PatchEmbed(config.patch_size, dim)

@@ -17,15 +17,12 @@ import torch
 
 from streams.files import atomic_write
 
+from ..errors import CheckpointError
 from ..model.config import EFFICIENT_CONFIGS, OFFICIAL_CONFIGS, VOS_CONFIGS, ModelConfig
 from ..model.sam2 import SAM2Model
 
 FORMAT = "vos"
 FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be read or does not fit the model it is loaded into."""
 
 
 @lru_cache(maxsize=None)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..errors import UnknownNameError
+from ..errors import DownloadError, UnknownNameError
 from ..model.config import CONFIG_ALIASES
 
 SAM2_URL = "https://dl.fbaipublicfiles.com/segment_anything_2"
@@ -72,10 +72,6 @@ OFFICIAL_CHECKPOINTS: dict[str, RemoteCheckpoint] = {
 }
 
 
-class DownloadError(RuntimeError):
-    """A checkpoint could not be downloaded or failed verification."""
-
-
 def cache_dir() -> Path:
     """``$VOS_CACHE_DIR``, else ``$XDG_CACHE_HOME/vos``, else ``~/.cache/vos``."""
     if os.environ.get("VOS_CACHE_DIR"):
@@ -88,6 +84,13 @@ def canonical_name(name: str) -> str | None:
     """The official checkpoint name for ``name`` (accepting ``sam2.1_hiera_t`` spellings), or None."""
     name = CONFIG_ALIASES.get(name, name)
     return name if name in OFFICIAL_CHECKPOINTS else None
+
+
+def download(name: str, *, progress: bool = True) -> list[Path]:
+    """Download the official checkpoint ``name``, or every one for ``"all"``, into the cache unless already
+    there; their local paths."""
+    names = sorted(OFFICIAL_CHECKPOINTS) if name == "all" else [name]
+    return [checkpoint_path(n, progress=progress) for n in names]
 
 
 def checkpoint_path(name: str, *, progress: bool = True) -> Path:

@@ -22,7 +22,7 @@ def load_model(
     *,
     config: ModelConfig | str | None = None,
     image_size: int | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = "cpu",
     progress: bool = True,
 ) -> SAM2Model:
     """Load a model from a checkpoint file or an official checkpoint name.
@@ -35,7 +35,7 @@ def load_model(
             whose keys and shapes the weights match (among configs with the same keys, such as EfficientTAM's
             variants, the one the file is named after).
         image_size: run the model at another square input size (a multiple of 32).
-        device: where to put the model.
+        device: where to put the model (``None``: the first CUDA GPU when there is one, else the CPU).
     Returns:
         the model in eval mode.
     """
