@@ -170,8 +170,7 @@ def _live(args: argparse.Namespace) -> int:
     from streams import Backoff, open_live
     from streams.network import is_network_url
 
-    from .jobs.live import run_live
-    from .tracking.core import TrackerSettings
+    from .jobs.live import live_settings, run_live
 
     prompts = _cli_prompts(args)
     if args.out and Path(args.out).is_dir():
@@ -188,7 +187,7 @@ def _live(args: argparse.Namespace) -> int:
         log(f"reading {getattr(source, 'name', args.source)}: {source.size[1]}x{source.size[0]}"
             + (f" at {source.fps:g} fps" if source.fps else ""))
         report = run_live(model, source, prompts, args.out, show=False if args.no_window else None,
-                          max_frames=args.max_frames, log=log, settings=TrackerSettings.live(precision=args.precision),
+                          max_frames=args.max_frames, log=log, settings=live_settings(args.precision),
                           everything=_everything_settings(args))
     log("done: " + report.line())
     if report.gaps:
@@ -263,18 +262,16 @@ def _track_everything(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .jobs.everything import track_everything
-    from .jobs.track import check_out_dir
-    from .tracking.core import TrackerSettings
+    from .jobs.track import check_out_dir, track_settings
 
     if getattr(args, "prompt_items", None) or args.prompts:
         raise ValueError("--everything finds the objects itself: give no --point, --box, --mask or --prompts with it")
     out = Path(args.out or Path("vos-out") / Path(args.input).stem)
     check_out_dir(out, args.overwrite)
     model = _tracking_model(args)
-    settings = TrackerSettings.official(keep_history=False, precision=args.precision)
     frames, found = track_everything(model, args.input, out, settings=_everything_settings(args),
-                                     overlay=not args.no_video, masks=args.masks, tracker_settings=settings,
-                                     overwrite=args.overwrite)
+                                     overlay=not args.no_video, masks=args.masks,
+                                     tracker_settings=track_settings(args.precision), overwrite=args.overwrite)
     print(f"found and tracked {found} object(s) over {frames} frames")
     for path in (out / "overlay.mp4" if not args.no_video else None, out / "masks" if args.masks != "none" else None):
         if path is not None:

@@ -17,8 +17,7 @@ from evaluation.davis import read_sequence_list
 from evaluation.layout import annotations_dir
 
 from ..model.device import check_device
-from ..tracking.core import TrackerSettings
-from .dataset_masks import predict_davis, predict_sav
+from .dataset_masks import davis_settings, predict_davis, predict_sav, sav_settings
 
 DATASETS = ("davis", "sav")
 
@@ -95,8 +94,8 @@ def _predict(dataset, root, images, masks, names, shard, checkpoint, config, ima
 
     model = load_model(checkpoint, config=config, image_size=image_size, device=shard.device)
     if dataset == "davis":
-        settings = TrackerSettings.vos_inference(keep_history=False, precision=precision)
-        predict_davis(model, root, masks, names, settings, progress=shard.is_main, later_objects=later_objects)
+        predict_davis(model, root, masks, names, davis_settings(precision), progress=shard.is_main,
+                      later_objects=later_objects)
     else:
-        predict_sav(model, Path(images), root, masks, names, TrackerSettings(keep_history=False, precision=precision),
-                    progress=shard.is_main, later_objects=later_objects)
+        predict_sav(model, Path(images), root, masks, names, sav_settings(precision), progress=shard.is_main,
+                    later_objects=later_objects)
