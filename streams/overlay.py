@@ -78,19 +78,23 @@ class Annotator:
         return cv2.cvtColor(scene, cv2.COLOR_BGR2RGB)
 
 
+DEFAULT_FPS = 25  # the rate of an overlay video whose source does not say its own
+
+
 class OverlayVideoWriter:
     """Writes annotated frames to a video file: ``write(image (H, W, 3) RGB uint8, detections)``.
 
-    All frames must have one size; odd sizes are padded by a pixel, as 4:2:0 video needs even ones.
+    All frames must have one size; odd sizes are padded by a pixel, as 4:2:0 video needs even ones. ``fps``
+    is the source's rate; a source that does not know it (``None``) is written at :data:`DEFAULT_FPS`.
     Use as a context manager, or call :meth:`close`. If the file cannot be written (a full disk), the
     writer cuts it back to its last complete fragment, so that it stays playable, and raises
     :class:`streams.files.WriteError` saying how many frames it keeps (:attr:`frames_on_disk`).
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float = 25.0, annotator: Annotator | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, fps: float | None = None, annotator: Annotator | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fps = Fraction(fps).limit_denominator(1001) if fps and fps > 0 else Fraction(25)
+        self.fps = Fraction(fps).limit_denominator(1001) if fps and fps > 0 else Fraction(DEFAULT_FPS)
         self.annotator = annotator or Annotator()
         # Packets go to disk as they are muxed, and an MP4 gets one fragment per frame: the muxer writes a
         # frame's fragment when the next frame arrives, so a killed process leaves all but its last frame.
@@ -254,8 +258,8 @@ def join_videos(parts: list[Path], path: str | os.PathLike) -> int:
 
     def reencode(tmp: Path) -> None:
         with av.open(str(parts[0])) as first:
-            fps = streams(first).average_rate or 25
-        writer = OverlayVideoWriter(tmp, fps=float(fps))
+            fps = streams(first).average_rate
+        writer = OverlayVideoWriter(tmp, fps=None if fps is None else float(fps))
         try:
             for part in parts:
                 with av.open(str(part)) as c:

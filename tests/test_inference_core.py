@@ -1,5 +1,6 @@
-"""The per-frame path exists once: InferenceCore.step decides for every front-end, its results are complete
-when returned, and a failure part way changes nothing."""
+"""The per-frame path exists once: InferenceCore decides for every front-end (track_frame: track a frame and
+apply its prompts; apply_prompts: prompts between propagations), its results are complete when returned,
+and a failure part way changes nothing."""
 from __future__ import annotations
 
 import ast
@@ -32,7 +33,8 @@ def test_front_ends_leave_every_per_frame_decision_to_the_core():
                  "encode_memory", "mask_as_output", "condition_on_memory", "condition_on_memories"}
     for module in ("vos/tracking/video_predictor.py", "vos/tracking/live_tracker.py"):
         assert not _calls(module) & decisions, module
-        assert "step" in _calls(module), module
+        assert "track_frame" in _calls(module), module
+    assert "apply_prompts" in _calls("vos/tracking/video_predictor.py")
     # Training runs a frame through the same heads functions; the feedback clamp is written once.
     rollout = (ROOT / "vos/train/rollout.py").read_text()
     assert "tracked_heads(" in rollout and "clicked_heads(" in rollout and "memory_from_logits(" in rollout
@@ -41,53 +43,70 @@ def test_front_ends_leave_every_per_frame_decision_to_the_core():
     assert hits == []
 
 
-def test_step_returns_complete_outputs_and_advances_the_state(model):
+def test_both_runtimes_declare_the_one_model_interface_and_the_core_asks_nothing_else():
+    import inspect
+
+    from vos.export.runtime import OnnxModel
+    from vos.model.interface import TrackingModel
+    from vos.model.sam2 import SAM2Model
+
+    methods = [n for n, v in vars(TrackingModel).items() if inspect.isfunction(v) and not n.startswith("_")]
+    assert {"encode_image", "condition_on_memories", "predict_masks", "encode_memory"} <= set(methods)
+    for implementation in (SAM2Model, OnnxModel):
+        assert TrackingModel in implementation.__mro__  # declared, not only matching
+        for name in methods:
+            ours, declared = inspect.signature(getattr(implementation, name)), inspect.signature(getattr(TrackingModel, name))
+            assert list(ours.parameters) == list(declared.parameters), (implementation.__name__, name)
+    assert (SAM2Model.supports_autocast, OnnxModel.supports_autocast) == (True, False)
+    core = (ROOT / "vos/tracking/core.py").read_text()
+    assert "isinstance(model" not in core and "nn.Module" not in core and "SAM2Model" not in core
+
+
+def test_a_tracked_frame_returns_complete_outputs_and_advances_the_state(model):
     frames = moving_shapes(3, (48, 80))
-    core = InferenceCore(model, TrackerSettings.live(), seekable=False)
-    objects = {}
-    out = core.step(core.encode(frames[0], 0), objects, {1: Prompt.make(points=[[20, 20]])})
-    assert list(objects) == [1] and out[1].prompted and out[1].memory is not None  # encoded before returned
-    assert objects[1].bank.prompted_frames == [0]
+    core = InferenceCore(model, TrackerSettings.live())
+    out = core.track_frame(core.encode(frames[0], 0), {1: Prompt.make(points=[[20, 20]])})
+    assert core.obj_ids == [1] and out[1].prompted and out[1].memory is not None  # encoded before returned
+    assert core.objects[1].bank.prompted_frames == [0]
     with pytest.raises(Exception):  # results are frozen: nothing is changed after the step
         out[1].memory = None
-    out = core.step(core.encode(frames[1], 1), objects)
-    assert not out[1].prompted and out[1].memory is not None and sorted(objects[1].outputs) == [1]
+    out = core.track_frame(core.encode(frames[1], 1))
+    assert not out[1].prompted and out[1].memory is not None and sorted(core.objects[1].outputs) == [1]
 
 
 def test_a_failing_step_leaves_the_objects_as_they_were(model):
     frames = moving_shapes(3, (48, 80))
-    core = InferenceCore(model, TrackerSettings.live(), seekable=False)
-    objects = {}
-    core.step(core.encode(frames[0], 0), objects, {1: Prompt.make(points=[[20, 20]])})
-    before = (dict(objects[1].outputs), objects[1].bank.nbytes(), dict(objects[1].tracked))
+    core = InferenceCore(model, TrackerSettings.live())
+    core.track_frame(core.encode(frames[0], 0), {1: Prompt.make(points=[[20, 20]])})
+    obj = core.objects[1]
+    before = (dict(obj.outputs), obj.bank.nbytes(), dict(obj.tracked))
 
     def discover(frame, result):  # finds an object under an id that is taken
         assert result.obj_ids == [1]
         return {1: Prompt.make(box=[0, 0, 10, 10])}
 
     with pytest.raises(PromptError, match="id 1, which is in use"):
-        core.step(core.encode(frames[1], 1), objects, {2: Prompt.make(points=[[60, 30]])}, discover=discover)
-    assert list(objects) == [1]
-    assert (dict(objects[1].outputs), objects[1].bank.nbytes(), dict(objects[1].tracked)) == before
+        core.track_frame(core.encode(frames[1], 1), {2: Prompt.make(points=[[60, 30]])}, discover=discover)
+    assert core.obj_ids == [1]
+    assert (dict(obj.outputs), obj.bank.nbytes(), dict(obj.tracked)) == before
 
 
 def test_offline_prompts_wait_for_commit_and_are_encoded_in_one_batch(model):
     frames = moving_shapes(3, (48, 80))
-    core = InferenceCore(model, TrackerSettings(), seekable=True)
-    objects = {}
+    core = InferenceCore(model, TrackerSettings(), num_frames=3)
     frame = core.encode(frames[0], 0)
-    core.step(frame, objects, {1: Prompt.make(points=[[20, 20]])}, track=False, commit=False, num_frames=3)
-    core.step(frame, objects, {2: Prompt.make(points=[[60, 30]])}, track=False, commit=False, num_frames=3)
-    assert all(o.pending[0].memory is None and not o.bank.prompted_frames for o in objects.values())
+    core.apply_prompts(frame, {1: Prompt.make(points=[[20, 20]])})
+    core.apply_prompts(frame, {2: Prompt.make(points=[[60, 30]])})
+    assert all(o.pending[0].memory is None and not o.bank.prompted_frames for o in core.objects.values())
     batches = []
     real = model.encode_memory
     model.encode_memory = lambda *a, **k: batches.append(a[1].shape[0]) or real(*a, **k)
     try:
-        core.commit(objects, lambda t: frame)
+        core.commit(lambda t: frame)
     finally:
         del model.encode_memory
     assert batches == [2]  # both objects prompted on frame 0 in one batch
-    assert all(o.bank.prompted_frames == [0] and not o.pending for o in objects.values())
+    assert all(o.bank.prompted_frames == [0] and not o.pending for o in core.objects.values())
     with torch.no_grad():
-        out = core.step(core.encode(frames[1], 1), objects, num_frames=3)
+        out = core.track_frame(core.encode(frames[1], 1))
     assert sorted(out) == [1, 2] and all(np.isfinite(o.object_score) for o in out.values())

@@ -1,14 +1,15 @@
-"""Prompts written to a file and replayed: the file format's round trip, a mask refined by clicks, the decoder's
-mask choice, and the predictor's cache of encoded frames."""
+"""Prompts written to a file and replayed: the file format's round trip, a mask refined by clicks, the one
+merge rule, the decoder's mask choice, and the predictor's cache of encoded frames."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from tiny import tiny_tracking_model
-from videos import moving_shapes
+from videos import moving_shapes, write_jpegs
 
 from streams import FrameArray
-from vos import TrackerSettings, VideoPredictor
+from vos import LiveTracker, TrackerSettings, VideoPredictor
+from vos.sam2_compat import SAM2VideoPredictor
 from vos.tracking.prompts import (
     FramePrompt,
     Prompt,
@@ -87,6 +88,36 @@ def test_clicks_after_a_mask_refine_it_and_a_mask_after_clicks_is_refused(frames
 
     with pytest.raises(PromptError, match="object 1, frame 0: a mask after clicks or a box; give the mask first"):
         merge_prompts([prompts[0], FramePrompt(0, 1, prompts[1].prompt)])
+
+
+def test_one_merge_rule_for_prompts_given_at_once_and_clicks_added_one_by_one(frames):
+    """Prompt.then is the one rule: clicks concatenate, a box joins them whenever it comes (a later one
+    replaces it), a mask comes first. merge_prompts (replay) and add_points(clear=False) both follow it."""
+    click, box, other, box2 = (Prompt.make(points=[[10, 12]]), Prompt.make(box=[2, 3, 30, 40]),
+                               Prompt.make(points=[[20, 22]], labels=[0]), Prompt.make(box=[1, 1, 9, 9]))
+    merged = merge_prompts([FramePrompt(0, 1, p) for p in (click, box, other, box2)])[0].prompt
+    assert merged.points.tolist() == [[10, 12], [20, 22]] and merged.labels.tolist() == [1, 0]
+    assert merged.box.tolist() == [1, 1, 9, 9]
+    predictor = VideoPredictor(tiny_tracking_model(), frames)
+    predictor.add_points(0, 1, click.points)
+    for p in (box, other, box2):
+        predictor.add_points(0, 1, p.points, p.labels, p.box, clear=False)
+    added = predictor.core.objects[1].inputs[0]
+    for key in ("points", "labels", "box"):
+        assert np.array_equal(getattr(added, key), getattr(merged, key)), key
+    with pytest.raises(PromptError, match="object 1, frame 0: a mask after clicks or a box"):
+        merge_prompts([FramePrompt(0, 1, box), FramePrompt(0, 1, Prompt.make(mask=np.ones((48, 80), bool)))])
+    # A prompt may carry a mask and the clicks that refine it, on every front-end.
+    refined = Prompt.make(points=[[20, 22]], mask=np.ones((48, 80), bool))
+    assert LiveTracker(tiny_tracking_model()).step(frames[0].image, {1: refined}).obj_ids == [1]
+
+
+def test_the_sam2_adapter_refuses_a_box_added_to_clicks_as_the_official_call_does(frames, tmp_path):
+    adapter = SAM2VideoPredictor(tiny_tracking_model())
+    state = adapter.init_state(str(write_jpegs([f.image for f in frames], tmp_path / "jpegs")))
+    adapter.add_new_points_or_box(state, 0, 1, points=[[10, 12]], labels=[1])
+    with pytest.raises(ValueError, match="cannot add box without clearing old points"):
+        adapter.add_new_points_or_box(state, 0, 1, box=[2, 3, 30, 40], clear_old_points=False)
 
 
 def test_an_ambiguous_click_offers_the_decoders_masks_the_best_one_shown(frames):

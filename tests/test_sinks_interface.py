@@ -7,19 +7,20 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from tiny import tiny_tracking_model
 from videos import moving_shapes
 
 from evaluation.masks import read_index_png
 from streams import Frame, FrameArray
-from streams.recent import RecentFrames
 from vos.jobs.sinks import (
     MASK_SINKS,
     OverlaySink,
     PaletteMaskSink,
     PerObjectMaskSink,
     Sink,
+    Sinks,
     mask_sink,
 )
 from vos.jobs.track import track_video
@@ -79,15 +80,6 @@ def test_joining_videos_of_other_parameters_encodes_them_again(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["joined.mp4", "p0.mp4", "p1.mp4"]
 
 
-def test_recent_frames_hold_the_last_reads_only():
-    source = _CountingFrames(moving_shapes(4, (8, 8)))
-    recent = RecentFrames(source, keep=2)
-    for i in (0, 1, 1, 0, 2, 0, 3, 1):
-        recent[i]
-    assert len(recent) == 4 and recent.size == (8, 8) and recent.fps == 10
-    assert source.reads == Counter({0: 1, 1: 2, 2: 1, 3: 1})
-
-
 def _result() -> FrameResult:
     logits = torch.full((2, 1, 16, 24), -5.0)
     logits[0, 0, 2:8, 2:10] = 5.0
@@ -121,3 +113,52 @@ def test_mask_formats_become_sinks_in_one_place(tmp_path):
         assert not formats, f"{module} dispatches on mask format names {formats}"
         names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
         assert not names & {"OverlayVideoWriter", "PaletteMaskWriter", "PerObjectMaskWriter", "write_palette_png"}, module
+
+
+class _Recording(Sink):
+    def __init__(self, log: list, name: str, fail_on_close: bool = False) -> None:
+        super().__init__()
+        self.log, self.name, self.fail_on_close = log, name, fail_on_close
+
+    def write(self, frame: Frame, result: FrameResult) -> None:
+        self.log.append((self.name, "write", frame.index))
+
+    def close(self) -> None:
+        self.log.append((self.name, "close"))
+        if self.fail_on_close:
+            raise OSError(f"{self.name}: No space left on device")
+
+
+def test_a_set_of_sinks_is_closed_together_however_the_block_ends():
+    frame = Frame(3, np.zeros((16, 24, 3), np.uint8))
+    log: list = []
+    with Sinks(_Recording(log, "a"), None, _Recording(log, "b")) as sinks:
+        sinks.write(frame, _result())
+    assert log == [("a", "write", 3), ("b", "write", 3), ("a", "close"), ("b", "close")] and sinks.written == [3]
+    log.clear()  # a failure in the block: every sink is closed, and the block's error is the one raised
+    with pytest.raises(KeyError, match="the run's own error"), Sinks(_Recording(log, "a", fail_on_close=True),
+                                                                     _Recording(log, "b")):
+        raise KeyError("the run's own error")
+    assert log == [("a", "close"), ("b", "close")]
+    log.clear()  # a sink failing to close: the others are closed all the same, then its error is raised
+    with pytest.raises(OSError, match="a: No space left"), Sinks(_Recording(log, "a", fail_on_close=True),
+                                                                 _Recording(log, "b")):
+        pass
+    assert log[:2] == [("a", "close"), ("b", "close")]
+
+
+def test_each_decision_of_the_jobs_is_written_once():
+    """The fps of a source without one is the overlay writer's; the palette limit is MAX_PALETTE_ID; each job's
+    tracker settings come from one function (track_settings, live_settings, davis_settings, sav_settings)."""
+    jobs = {p.name: p.read_text() for p in (ROOT / "vos/jobs").glob("*.py")}
+    cli = (ROOT / "vos/cli.py").read_text()
+    for name, text in {**jobs, "cli.py": cli}.items():
+        tree = ast.parse(text)
+        numbers = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, (int, float))}
+        assert not numbers & {25, 25.0}, name
+        if name == "everything.py":
+            assert 255 not in numbers and "MAX_PALETTE_ID" in text
+        made = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and "TrackerSettings" in ast.unparse(n.func)]
+        makers = {f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
+                  for n in ast.walk(f) if n in made}
+        assert makers <= {"track_settings", "live_settings", "davis_settings", "sav_settings"}, (name, makers)

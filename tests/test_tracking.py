@@ -152,9 +152,7 @@ def test_offline_predictor_rejects_bad_input(model, folder):
         predictor.add_points(99, 1, [[10, 10]])
     with pytest.raises(PromptError, match="outside"):
         predictor.add_points(0, 1, [[-1, 10]])
-    with pytest.raises(PromptError, match="a box must come before any click"):
-        predictor.add_points(0, 1, [[10, 10]])
-        predictor.add_points(0, 1, box=[1, 1, 20, 20], clear=False)
+    predictor.add_points(0, 1, [[10, 10]])
     with pytest.raises(KeyError, match="object 7 is not tracked"):
         predictor.remove_object(7)
     assert predictor.obj_ids == [1]
@@ -186,6 +184,24 @@ def test_reverse_and_both_directions(model, folder):
     order = [r.frame_idx for r in predictor.propagate_both()]
     assert order == list(range(10, NUM_FRAMES)) + list(range(9, -1, -1))
     assert [r.frame_idx for r in predictor.propagate(5, 2, reverse=True)] == [5, 4, 3]
+    assert [r.frame_idx for r in predictor.propagate(0, reverse=True)] == []  # as SAM 2's propagate_in_video
+
+
+def test_both_directions_from_frame_1_reach_frame_0(model, folder):
+    predictor = VideoPredictor(model, folder)
+    predictor.add_points(1, 1, [[40, 25]])
+    assert [r.frame_idx for r in predictor.propagate_both()] == list(range(1, NUM_FRAMES)) + [0]
+
+
+def test_the_predictor_yields_each_frame_with_its_result(model, folder):
+    predictor = VideoPredictor(model, folder)
+    predictor.add_points(3, 1, [[40, 25]])
+    pairs = list(predictor.track(direction="both", max_frames=2))
+    assert [(f.index, r.frame_idx) for f, r in pairs] == [(t, t) for t in (3, 4, 5, 2, 1, 0)]
+    video = open_video(folder)
+    assert all(np.array_equal(f.image, video[f.index].image) for f, _ in pairs)
+    with pytest.raises(ValueError, match="direction must be one of"):
+        next(predictor.track(direction="sideways"))
 
 
 def test_sam2_adapter_has_the_official_calls_and_shapes(model, folder):

@@ -133,8 +133,7 @@ def _app(args: argparse.Namespace) -> int:
 
 
 def _live(args: argparse.Namespace) -> int:
-    from .jobs.live import live
-    from .tracking.core import TrackerSettings
+    from .jobs.live import live, live_settings
 
     if args.out and Path(args.out).is_dir():
         raise IsADirectoryError(f"--out {args.out} is a folder; 'vos live --out' names the video file to write "
@@ -143,7 +142,7 @@ def _live(args: argparse.Namespace) -> int:
     log = lambda message: print(message, flush=True)  # noqa: E731
     report = live(_tracking_model(args), args.source, prompts, args.out, transport=args.transport,
                   max_reconnects=args.max_reconnects, log=log, show=False if args.no_window else None,
-                  max_frames=args.max_frames, settings=TrackerSettings.live(precision=args.precision),
+                  max_frames=args.max_frames, settings=live_settings(args.precision),
                   everything=_everything_settings(args))
     log("done: " + report.line())
     if report.gaps:
@@ -195,18 +194,16 @@ def _everything_settings(args: argparse.Namespace):
 
 def _track_everything(args: argparse.Namespace) -> int:
     from .jobs.everything import track_everything
-    from .jobs.track import check_out_dir
-    from .tracking.core import TrackerSettings
+    from .jobs.track import check_out_dir, track_settings
 
     if getattr(args, "prompt_items", None) or args.prompts:
         raise ValueError("--everything finds the objects itself: give no --point, --box, --mask or --prompts with it")
     out = Path(args.out or Path("vos-out") / Path(args.input).stem)
     check_out_dir(out, args.overwrite)
     model = _tracking_model(args)
-    settings = TrackerSettings.official(keep_history=False, precision=args.precision)
     frames, found = track_everything(model, args.input, out, settings=_everything_settings(args),
-                                     overlay=not args.no_video, masks=args.masks, tracker_settings=settings,
-                                     overwrite=args.overwrite)
+                                     overlay=not args.no_video, masks=args.masks,
+                                     tracker_settings=track_settings(args.precision), overwrite=args.overwrite)
     print(f"found and tracked {found} object(s) over {frames} frames")
     for path in (out / "overlay.mp4" if not args.no_video else None, out / "masks" if args.masks != "none" else None):
         if path is not None:

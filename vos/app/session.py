@@ -38,6 +38,7 @@ from ..tracking.prompts import (
     FramePrompt,
     Prompt,
     PromptError,
+    check_frame_index,
     write_prompt_file,
 )
 from ..tracking.results import FrameResult
@@ -388,8 +389,7 @@ class Session:
             raise BusyError(f"{self.job.kind} is running: wait for it or cancel it first")
 
     def _check_frame(self, frame) -> None:
-        if isinstance(frame, bool) or not isinstance(frame, int) or not 0 <= frame < self.num_frames:
-            raise PromptError(f"frame {shown(frame)} does not exist: the video has {self.num_frames} frames")
+        check_frame_index(frame, self.num_frames)
 
     def _check_object(self, obj_id) -> None:
         if obj_id not in self.objects:

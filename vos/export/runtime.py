@@ -1,9 +1,9 @@
 """A model exported by ``vos export`` (:mod:`vos.export.exporter`), run on ONNX Runtime behind the model's
 per-frame methods. Reads the folder as :mod:`vos.export.format` defines it; imports nothing of the exporter.
 
-:class:`OnnxModel` offers the methods :class:`vos.tracking.core.InferenceCore` calls on a
-:class:`vos.model.sam2.SAM2Model` (``encode_image``, ``without_memory``, ``condition_on_memories``,
-``predict_masks``, ``mask_as_output``, ``encode_memory``), each one graph run on the CPU execution provider,
+:class:`OnnxModel` implements :class:`vos.model.interface.TrackingModel`, the per-frame methods the trackers
+call (``encode_image``, ``without_memory``, ``condition_on_memories``, ``predict_masks``, ``mask_as_output``,
+``encode_memory``), each one graph run on the CPU execution provider,
 so ``VideoPredictor``, ``LiveTracker`` and the command line's trackers run on it unchanged, through the same
 memory bank and the same per-frame decisions. Tensors go in and come out as PyTorch tensors, on the CPU,
 in float32.
@@ -28,8 +28,9 @@ import torch.nn.functional as F
 from ..errors import shown
 from ..model.config import ModelConfig
 from ..model.image_encoder import ImageFeatures
+from ..model.interface import HeadOutput, TrackingModel
 from ..model.position_encoding import SinePositionEncoding
-from ..model.sam2 import HeadOutput, SAM2Model, resize_mask_prompt
+from ..model.sam2 import resize_mask_prompt
 from .format import (
     CONFIG_KEY,
     DYNAMIC_AXES,
@@ -110,8 +111,9 @@ def read_manifest(folder: str | os.PathLike) -> Manifest:
     return Manifest(path, manifest, config, graphs)
 
 
-class OnnxModel:
-    """The per-frame methods of :class:`SAM2Model`, on the graphs of an ONNX export folder.
+class OnnxModel(TrackingModel):
+    """The per-frame methods of :class:`vos.model.interface.TrackingModel`, on the graphs of an ONNX export
+    folder. It computes in float32 (``supports_autocast`` is ``False``).
 
     Args:
         folder: written by ``vos export MODEL --onnx DIR`` (:func:`vos.export.exporter.export_model`).
@@ -119,6 +121,8 @@ class OnnxModel:
             the command line sets from the cores free at start-up: one count for both runtimes' work).
         check_files: verify each graph's sha256 against the manifest (reads every file once).
     """
+
+    supports_autocast = False
 
     def __init__(self, folder: str | os.PathLike, threads: int | None = None, check_files: bool = True) -> None:
         ort = require("onnxruntime")
@@ -181,14 +185,12 @@ class OnnxModel:
     def eval(self) -> "OnnxModel":
         return self
 
-    use_multimask = SAM2Model.use_multimask  # reads only the config
-
     def __repr__(self) -> str:
         return f"OnnxModel({str(self.folder)!r}: {self._model_name})"
 
     # ------------------------------------------------------------------ the per-frame methods
     def encode_image(self, images: torch.Tensor) -> ImageFeatures:
-        """As :meth:`SAM2Model.encode_image`, for one image ``(1, 3, S, S)``."""
+        """As :meth:`TrackingModel.encode_image`, for one image ``(1, 3, S, S)``."""
         hr0, hr1, vision, pos = self._run("image_encoder", image=images)
         # The high-resolution levels' position encodings depend on their size only; the trackers read none.
         pos0, pos1 = (self._pos(x) for x in (hr0, hr1))
@@ -206,7 +208,7 @@ class OnnxModel:
         pointers: torch.Tensor | None = None,
         pointer_times: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """As :meth:`SAM2Model.condition_on_memories`."""
+        """As :meth:`TrackingModel.condition_on_memories`."""
         slots = time_positions.cpu()
         if slots.numel() and (slots.min() < 0 or slots.max() >= self.num_maskmem):
             raise OnnxExportError(f"memory_attention.onnx: input 'time_positions' holds {slots.tolist()}; the model "
@@ -225,7 +227,7 @@ class OnnxModel:
         mask_inputs: torch.Tensor | None = None,
         multimask_output: bool = False,
     ) -> HeadOutput:
-        """As :meth:`SAM2Model.predict_masks`."""
+        """As :meth:`TrackingModel.predict_masks`."""
         b = features.shape[0]
         if point_coords is None:
             point_coords = features.new_zeros(b, 1, 2)
@@ -247,7 +249,7 @@ class OnnxModel:
         return HeadOutput(low_multi, high_multi, iou_all[:, 1:], low, high, obj_ptr, score)
 
     def mask_as_output(self, features: torch.Tensor, high_res_features: list[torch.Tensor], mask: torch.Tensor) -> HeadOutput:
-        """As :meth:`SAM2Model.mask_as_output`."""
+        """As :meth:`TrackingModel.mask_as_output`."""
         low, high, obj_ptr, score = self._run("mask_as_output", image_embed=features,
                                               **self._high_res(high_res_features), mask=mask.float())
         return HeadOutput(low, high, mask.new_ones(mask.shape[0], 1), low, high, obj_ptr, score)
@@ -255,7 +257,7 @@ class OnnxModel:
     def encode_memory(
         self, pix_feat: torch.Tensor, high_res_mask_logits: torch.Tensor, object_score: torch.Tensor, binarize: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """As :meth:`SAM2Model.encode_memory`, for masks of one frame (``pix_feat`` with batch 1)."""
+        """As :meth:`TrackingModel.encode_memory`, for masks of one frame (``pix_feat`` with batch 1)."""
         features, pos = self._run("memory_encoder", pix_feat=pix_feat, high_res_masks=high_res_mask_logits,
                                   object_score_logits=object_score, binarize=torch.tensor(binarize))
         return features, pos

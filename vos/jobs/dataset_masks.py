@@ -17,12 +17,23 @@ from tqdm import tqdm
 from evaluation.layout import dataset_dirs
 from evaluation.masks import frame_pngs, read_index_png
 from streams import FrameFolder
-from streams.recent import RecentFrames
 
-from ..model.sam2 import SAM2Model
+from ..model.interface import TrackingModel
 from ..tracking.core import TrackerSettings
 from ..tracking.video_predictor import VideoPredictor
 from .sinks import PaletteMaskSink, PerObjectMaskSink, Sink
+
+
+def davis_settings(precision: str = "float32") -> TrackerSettings:
+    """The tracker settings of ``vos eval`` on DAVIS-layout datasets, decided here once: the official
+    ``tools/vos_inference.py`` defaults (objects do not overlap), with bounded memory."""
+    return TrackerSettings.vos_inference(keep_history=False, precision=precision)
+
+
+def sav_settings(precision: str = "float32") -> TrackerSettings:
+    """The tracker settings of ``vos eval`` on SA-V-layout datasets, decided here once: the official
+    ``tools/vos_inference.py --per_obj_png_file`` defaults (objects may overlap), with bounded memory."""
+    return TrackerSettings(keep_history=False, precision=precision)
 
 
 def sequence_done(frames_dir: Path, out_dir: Path) -> bool:
@@ -44,7 +55,7 @@ def first_appearances(annotation_files: list[Path]) -> dict[int, tuple[Path, np.
 
 
 def predict_sequence(
-    model: SAM2Model,
+    model: TrackingModel,
     frames_dir: Path,
     annotations: list[Path],
     out_dir: Path,
@@ -57,16 +68,15 @@ def predict_sequence(
     each object starts from its first annotated frame and is empty before it, as with the official
     ``--track_object_appearing_later_in_video``.
     """
-    folder = FrameFolder(frames_dir)
-    stems = [p.stem for p in folder.files]
+    video = FrameFolder(frames_dir)
+    stems = [p.stem for p in video.files]
     index_of = {stem: i for i, stem in enumerate(stems)}
-    video = RecentFrames(folder)
     objects = first_appearances(annotations)
     if not objects:
         raise ValueError(f"{annotations[0]}: no objects in the annotation")
     with Image.open(annotations[0]) as image:
         palette = image.getpalette()
-    predictor = VideoPredictor(model, video, settings or TrackerSettings.vos_inference(keep_history=False))
+    predictor = VideoPredictor(model, video, settings or davis_settings())
     for obj_id, (path, mask) in sorted(objects.items()):
         if path.stem not in index_of:
             raise ValueError(f"{path}: no frame {path.stem} in {frames_dir}")
@@ -74,13 +84,13 @@ def predict_sequence(
             raise ValueError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]}, frames are {video.size[1]}x{video.size[0]}")
         predictor.add_mask(index_of[path.stem], obj_id, mask)
     start = min(index_of[path.stem] for path, _ in objects.values())
-    results = predictor.propagate(start, from_first_prompt=True)
-    _write(video, tqdm(results, total=len(video) - start, desc=frames_dir.name, disable=not progress, leave=False),
+    tracked = predictor.track(start, from_first_prompt=True)
+    _write(tqdm(tracked, total=len(video) - start, desc=frames_dir.name, disable=not progress, leave=False),
            PaletteMaskSink(out_dir, stems, palette))
 
 
 def predict_davis(
-    model: SAM2Model, root: Path, out_root: Path, sequences: list[str], settings: TrackerSettings | None = None,
+    model: TrackingModel, root: Path, out_root: Path, sequences: list[str], settings: TrackerSettings | None = None,
     progress: bool = True, later_objects: bool = False,
 ) -> list[str]:
     """Predict ``sequences`` of a DAVIS root (``JPEGImages/480p``, ``Annotations/480p``) or a
@@ -100,7 +110,7 @@ def predict_davis(
 
 
 def predict_sav(
-    model: SAM2Model, images: Path, annotations: Path, out_root: Path, videos: list[str],
+    model: TrackingModel, images: Path, annotations: Path, out_root: Path, videos: list[str],
     settings: TrackerSettings | None = None, progress: bool = True, later_objects: bool = False,
 ) -> list[str]:
     """Predict SA-V-layout videos (``annotations/<video>/<obj:03d>/<frame>.png``, frames in
@@ -118,8 +128,7 @@ def predict_sav(
         if all((out_dir / obj.name / f"{stem}.png").exists() for obj in objects for stem in stems):
             continue
         index_of = {stem: i for i, stem in enumerate(stems)}
-        video = RecentFrames(folder)
-        predictor = VideoPredictor(model, video, settings or TrackerSettings(keep_history=False))
+        predictor = VideoPredictor(model, folder, settings or sav_settings())
         for obj in objects:
             pngs = frame_pngs(obj)
             if later_objects:
@@ -132,15 +141,13 @@ def predict_sav(
             if path.stem not in index_of:
                 raise ValueError(f"{path}: no frame {path.stem} in {Path(images) / name}")
             predictor.add_mask(index_of[path.stem], int(obj.name), mask)
-        _write(video, predictor.propagate(from_first_prompt=True), PerObjectMaskSink(out_dir, stems))
+        _write(predictor.track(from_first_prompt=True), PerObjectMaskSink(out_dir, stems))
         done.append(name)
     return done
 
 
-def _write(video: RecentFrames, results, sink: Sink) -> None:
-    """Each result into ``sink``, with the frame the predictor has just decoded."""
-    try:
-        for result in results:
-            sink.write(video[result.frame_idx], result)
-    finally:
-        sink.close()
+def _write(tracked, sink: Sink) -> None:
+    """Each frame the predictor tracks into ``sink``, with its result."""
+    with sink:
+        for frame, result in tracked:
+            sink.write(frame, result)

@@ -90,14 +90,13 @@ def evaluate(
 def _predict(dataset, root, images, masks, names, shard, checkpoint, config, image_size, precision,
              later_objects) -> None:
     """Run the model over this process's share of the sequences, into ``masks``."""
-    from ..tracking.core import TrackerSettings
     from ..weights.load import load_model
-    from .dataset_masks import predict_davis, predict_sav
+    from .dataset_masks import davis_settings, predict_davis, predict_sav, sav_settings
 
     model = load_model(checkpoint, config=config, image_size=image_size, device=shard.device)
     if dataset == "davis":
-        settings = TrackerSettings.vos_inference(keep_history=False, precision=precision)
-        predict_davis(model, root, masks, names, settings, progress=shard.is_main, later_objects=later_objects)
+        predict_davis(model, root, masks, names, davis_settings(precision), progress=shard.is_main,
+                      later_objects=later_objects)
     else:
-        predict_sav(model, Path(images), root, masks, names, TrackerSettings(keep_history=False, precision=precision),
-                    progress=shard.is_main, later_objects=later_objects)
+        predict_sav(model, Path(images), root, masks, names, sav_settings(precision), progress=shard.is_main,
+                    later_objects=later_objects)

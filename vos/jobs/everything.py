@@ -12,8 +12,9 @@ from streams import SeekableSource, open_video
 from ..model.sam2 import SAM2Model
 from ..tracking.core import TrackerSettings
 from ..tracking.everything import EverythingSettings, EverythingTracker
-from .sinks import MASK_SINKS, OverlaySink, mask_sink, palette_ids
-from .track import check_out_dir, frame_names, remove_previous_outputs
+from ..tracking.prompts import MAX_PALETTE_ID
+from .sinks import OverlaySink, Sinks, mask_sink, palette_ids
+from .track import check_out_dir, frame_names, remove_previous_outputs, track_settings
 
 
 def track_everything(
@@ -32,31 +33,26 @@ def track_everything(
     ``out_dir/masks/`` (``masks``: ``"davis"`` palette PNGs, ids up to 255, ``"sav"`` one PNG per object
     and frame, or ``"none"``). Objects found on a later frame are tracked from that frame on.
     A folder holding an earlier run's outputs is refused unless ``overwrite``, which replaces them, as
-    :func:`vos.jobs.track.track_video` does. Returns ``(frames, objects found)``."""
-    if masks not in MASK_SINKS:
-        raise ValueError(f"unknown mask format {masks!r}; use one of {tuple(MASK_SINKS)}")
+    :func:`vos.jobs.track.track_video` does. ``tracker_settings`` default to :func:`vos.jobs.track.track_settings`.
+    Returns ``(frames, objects found)``."""
     settings = settings or EverythingSettings()
     if palette_ids(masks):
-        limit = 255 if settings.max_id is None else min(settings.max_id, 255)
+        limit = MAX_PALETTE_ID if settings.max_id is None else min(settings.max_id, MAX_PALETTE_ID)
         settings = EverythingSettings(**{**settings.__dict__, "max_id": limit})
     out_dir = Path(out_dir)
     replaced = check_out_dir(out_dir, overwrite)
     source = video if isinstance(video, SeekableSource) else open_video(video)
-    if replaced:
-        remove_previous_outputs(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tracker = EverythingTracker(model, settings, tracker_settings or TrackerSettings.official(keep_history=False))
-    sinks = [s for s in (mask_sink(masks, out_dir / "masks", frame_names(source)),
-                         OverlaySink(out_dir / "overlay.mp4", source.fps or 25.0) if overlay else None) if s is not None]
-    frames = 0
     try:
-        for index in tqdm(range(len(source)), desc="tracking everything", unit="frame", disable=not progress):
-            frame = source.read(index)
-            result = tracker.step(frame.image)
-            for sink in sinks:
-                sink.write(frame, result)
-            frames += 1
+        if replaced:
+            remove_previous_outputs(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tracker = EverythingTracker(model, settings, tracker_settings or track_settings())
+        with Sinks(mask_sink(masks, out_dir / "masks", frame_names(source)),
+                   OverlaySink(out_dir / "overlay.mp4", source.fps) if overlay else None) as sinks:
+            for frame, result in tqdm(tracker.track(source), total=len(source), desc="tracking everything",
+                                      unit="frame", disable=not progress):
+                sinks.write(frame, result)
     finally:
-        for sink in sinks:
-            sink.close()
-    return frames, tracker.next_id - 1
+        if source is not video:
+            source.close()
+    return len(sinks.written), tracker.next_id - 1

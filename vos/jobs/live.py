@@ -12,12 +12,12 @@ import numpy as np
 from streams import FrameSource
 from streams.overlay import Annotator
 
-from ..model.sam2 import SAM2Model
+from ..model.interface import TrackingModel
 from ..tracking.core import TrackerSettings
 from ..tracking.everything import EverythingSettings, EverythingTracker
 from ..tracking.live_tracker import LiveTracker
 from ..tracking.prompts import FramePrompt, PromptError, merge_prompts
-from .sinks import OverlaySink
+from .sinks import OverlaySink, Sinks
 
 
 @dataclass
@@ -44,12 +44,18 @@ class LiveReport:
                 f"p95 {self.latency(0.95) * 1000:.0f} ms, dropped {self.dropped}, reconnects {self.reconnects}")
 
 
+def live_settings(precision: str = "float32") -> TrackerSettings:
+    """The settings of ``vos live``'s job, decided here once: :meth:`TrackerSettings.live` (re-prompts persist
+    as prompted memories, memory stays bounded)."""
+    return TrackerSettings.live(precision=precision)
+
+
 def _display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def run_live(
-    model: SAM2Model,
+    model: TrackingModel,
     source: FrameSource,
     prompts: list[FramePrompt],
     out: str | os.PathLike | None = None,
@@ -63,7 +69,7 @@ def run_live(
 ) -> LiveReport:
     """Track until the source ends, ``max_frames`` frames, or Ctrl-C. Prompts apply to the first frame
     (their ``frame`` must be 0). The overlay video and the window are optional; files are closed cleanly
-    however the run ends. ``settings`` default to :meth:`TrackerSettings.live`. With ``everything``, the
+    however the run ends. ``settings`` default to :func:`live_settings`. With ``everything``, the
     objects are found by :class:`vos.tracking.everything.EverythingTracker` instead of prompts."""
     prompts = merge_prompts(prompts)
     if everything is not None and prompts:
@@ -74,39 +80,35 @@ def run_live(
     if late:
         raise PromptError(f"object {late[0].obj_id}: live prompts are for the first frame; got frame {late[0].frame}")
     show = _display_available() if show is None else show
+    settings = settings or live_settings()
     tracker = LiveTracker(model, settings) if everything is None else EverythingTracker(model, everything, settings)
     annotator = Annotator()
-    sinks = [OverlaySink(Path(out), fps=source.fps or 25.0, annotator=annotator)] if out else []
     report = LiveReport()
-    started = last_report = time.time()
-    try:
-        for frame in source:
-            first = report.frames == 0
-            result = tracker.step(frame.image, {p.obj_id: p.prompt for p in prompts} if first else None)
-            now = time.time()
-            if frame.captured_at is not None:
-                report.latencies.append(now - frame.captured_at)
-            report.frames += 1
-            for sink in sinks:
-                sink.write(frame, result)
+    with Sinks(OverlaySink(Path(out), fps=source.fps, annotator=annotator) if out else None) as sinks:
+        started = last_report = time.time()
+        try:
+            for frame, result in tracker.track(source, {p.obj_id: p.prompt for p in prompts} or None):
+                now = time.time()
+                if frame.captured_at is not None:
+                    report.latencies.append(now - frame.captured_at)
+                report.frames += 1
+                sinks.write(frame, result)
+                if show:
+                    _show(annotator(frame.image, result.detections()))
+                if now - last_report >= report_every:
+                    _update(report, source, started)
+                    log(report.line())
+                    last_report = now
+                if max_frames is not None and report.frames >= max_frames:
+                    break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            _update(report, source, started)
             if show:
-                _show(annotator(frame.image, result.detections()))
-            if now - last_report >= report_every:
-                _update(report, source, started)
-                log(report.line())
-                last_report = now
-            if max_frames is not None and report.frames >= max_frames:
-                break
-    except KeyboardInterrupt:
-        pass
-    finally:
-        _update(report, source, started)
-        for sink in sinks:
-            sink.close()
-        if show:
-            import cv2
+                import cv2
 
-            cv2.destroyAllWindows()
+                cv2.destroyAllWindows()
     return report
 
 
@@ -126,7 +128,7 @@ def _show(image: np.ndarray) -> None:
 
 
 def live(
-    model: SAM2Model,
+    model: TrackingModel,
     source: str | int,
     prompts: list[FramePrompt],
     out: str | os.PathLike | None = None,

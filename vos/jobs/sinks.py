@@ -1,7 +1,8 @@
-"""Where tracking results go. Every sink takes ``write(frame, result)`` for each finished frame and
-``close()`` once, so that ``vos track``, ``vos live`` and ``vos eval`` write through the same list of sinks,
-from frames decoded once. The file formats themselves are in :mod:`streams.overlay` and
-:mod:`streams.masks` (every file written atomically, the overlay cut back to whole frames)."""
+"""Where tracking results go. Every sink takes ``write(frame, result)`` for each finished frame and is closed
+once, as a context manager, so that ``vos track``, ``vos live`` and ``vos eval`` write through the same
+:class:`Sinks`, from the frames the trackers yield with their results (each decoded once). The file
+formats themselves are in :mod:`streams.overlay` and :mod:`streams.masks` (every file written atomically,
+the overlay cut back to whole frames)."""
 from __future__ import annotations
 
 import os
@@ -17,7 +18,10 @@ from ..tracking.results import FrameResult
 
 class Sink(ABC):
     """Takes each finished frame with its result; ``written`` lists the frame indices it has stored.
-    ``palette_ids``: the format stores ids as palette indices, so objects need ids 1-255."""
+    ``palette_ids``: the format stores ids as palette indices, so objects need ids 1-255.
+
+    A context manager: the block's end closes the sink, a failure in it aborts the sink instead (what is
+    complete is kept, and a second failure closing it is not raised over the first)."""
 
     palette_ids = False
 
@@ -30,11 +34,60 @@ class Sink(ABC):
     def close(self) -> None:
         """Finish the output; safe to call twice."""
 
+    def abort(self) -> None:
+        """Close after a failure: keep what is complete; raise nothing."""
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - the failure that stopped the run is the one to report
+            pass
+
+    def __enter__(self) -> "Sink":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+            return
+        try:
+            self.close()
+        except BaseException:
+            self.abort()
+            raise
+
+
+class Sinks(Sink):
+    """Several sinks (``None`` entries left out) written in order and closed together: a run's outputs."""
+
+    def __init__(self, *sinks: Sink | None) -> None:
+        super().__init__()
+        self.sinks = [s for s in sinks if s is not None]
+
+    def write(self, frame: Frame, result: FrameResult) -> None:
+        for sink in self.sinks:
+            sink.write(frame, result)
+        self.written.append(frame.index)
+
+    def close(self) -> None:
+        """Close every sink, even after one fails; then raise the first failure."""
+        failure = None
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except BaseException as exc:  # noqa: BLE001 - raised below, once the others are closed
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    def abort(self) -> None:
+        for sink in self.sinks:
+            sink.abort()
+
 
 class OverlaySink(Sink):
-    """An H.264 video of the frames with every object's mask, box and id drawn on; frames in video order."""
+    """An H.264 video of the frames with every object's mask, box and id drawn on; frames in video order.
+    ``fps``: the source's rate (``None``: unknown, see :class:`streams.overlay.OverlayVideoWriter`)."""
 
-    def __init__(self, path: str | os.PathLike, fps: float, annotator: Annotator | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, fps: float | None, annotator: Annotator | None = None) -> None:
         super().__init__()
         self.path = Path(path)
         self.writer = OverlayVideoWriter(self.path, fps=fps, annotator=annotator)
@@ -91,14 +144,20 @@ class PerObjectMaskSink(_MaskFileSink):
 MASK_SINKS: dict[str, type[_MaskFileSink] | None] = {"davis": PaletteMaskSink, "sav": PerObjectMaskSink, "none": None}
 
 
+def _sink_class(fmt: str) -> type[_MaskFileSink] | None:
+    """The sink class of mask format ``fmt`` (``None`` for ``"none"``); ``ValueError`` for an unknown format."""
+    if fmt not in MASK_SINKS:
+        raise ValueError(f"unknown mask format {fmt!r}; use one of {tuple(MASK_SINKS)}")
+    return MASK_SINKS[fmt]
+
+
 def palette_ids(fmt: str) -> bool:
-    """Whether mask format ``fmt`` needs object ids 1-255."""
-    return MASK_SINKS.get(fmt) is not None and MASK_SINKS[fmt].palette_ids
+    """Whether mask format ``fmt`` needs object ids 1-255; ``ValueError`` for an unknown format."""
+    kind = _sink_class(fmt)
+    return kind is not None and kind.palette_ids
 
 
 def mask_sink(fmt: str, folder: Path, names: list[str]) -> Sink | None:
     """The sink of mask format ``fmt`` (``"davis"``, ``"sav"`` or ``"none"``: no sink) writing into ``folder``."""
-    if fmt not in MASK_SINKS:
-        raise ValueError(f"unknown mask format {fmt!r}; use one of {tuple(MASK_SINKS)}")
-    kind = MASK_SINKS[fmt]
+    kind = _sink_class(fmt)
     return None if kind is None else kind(folder, names)

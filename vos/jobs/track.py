@@ -15,20 +15,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from streams import Frame, FrameFolder, SeekableSource, SourceError, open_video
 from streams.overlay import join_videos
-from streams.recent import RecentFrames
 
 from ..errors import TrackError
-from ..model.sam2 import SAM2Model
+from ..model.interface import TrackingModel
 from ..tracking.core import TrackerSettings
-from ..tracking.prompts import FramePrompt, PromptError, check_obj_id, check_palette_id
+from ..tracking.prompts import FramePrompt, PromptError, check_palette_id
 from ..tracking.results import FrameResult
 from ..tracking.video_predictor import VideoPredictor
-from .sinks import MASK_SINKS, OverlaySink, Sink, mask_sink, palette_ids
+from .sinks import OverlaySink, Sink, mask_sink, palette_ids
 
 
 @dataclass
@@ -83,8 +81,9 @@ def _ranges(indices: list[int]) -> str:
 
 
 def track_settings(precision: str = "float32") -> TrackerSettings:
-    """The settings of ``vos track``'s job: the official predictor's, with bounded memory. ``vos app`` tracks
-    with them too, so that the prompts it exports replay to the masks it showed."""
+    """The settings of ``vos track``'s job, decided here once: the official predictor's, with bounded memory.
+    ``vos track --everything`` tracks with them, and ``vos app`` too, so that the prompts it exports replay
+    to the masks it showed."""
     return TrackerSettings.official(keep_history=False, precision=precision)
 
 
@@ -96,18 +95,14 @@ def frame_names(video: SeekableSource) -> list[str]:
 
 
 def check_request(prompts: list[FramePrompt], masks: str) -> None:
-    """Everything about a request that needs no video: the mask format, at least one prompt, integer frames,
-    object ids (1-255 for palette masks). Raises :class:`PromptError` or ``ValueError``."""
-    if masks not in MASK_SINKS:
-        raise ValueError(f"unknown mask format {masks!r}; use one of {tuple(MASK_SINKS)}")
+    """Everything about a request that needs no video: the mask format, at least one prompt, object ids
+    1-255 for palette masks (frame indices and object ids are checked as each :class:`FramePrompt` is
+    made). Raises :class:`PromptError` or ``ValueError``."""
+    palette = palette_ids(masks)
     if not prompts:
         raise PromptError("nothing to track: give at least one click, box or mask")
-    for p in prompts:
-        obj_id = check_obj_id(p.obj_id, f"frame {p.frame}")
-        if palette_ids(masks):
-            check_palette_id(obj_id)
-        if isinstance(p.frame, bool) or not isinstance(p.frame, (int, np.integer)):
-            raise PromptError(f"object {obj_id}: frame index {p.frame!r} is not an integer")
+    for p in prompts if palette else ():
+        check_palette_id(p.obj_id)
 
 
 def previous_outputs(out_dir: Path) -> list[str]:
@@ -141,7 +136,7 @@ def remove_previous_outputs(out_dir: Path) -> None:
 
 
 def track_video(
-    model: SAM2Model,
+    model: TrackingModel,
     video: str | os.PathLike | SeekableSource,
     prompts: list[FramePrompt],
     out_dir: str | os.PathLike,
@@ -168,9 +163,7 @@ def track_video(
     check_request(prompts, masks)
     out_dir = Path(out_dir)
     replaced = bool(check_out_dir(out_dir, overwrite))
-    opened = video if isinstance(video, SeekableSource) else open_video(video)
-    names = frame_names(opened)
-    source = RecentFrames(opened)  # the predictor's decode of a frame is the one the sinks draw on
+    source = video if isinstance(video, SeekableSource) else open_video(video)
     predictor = VideoPredictor(model, source, settings or track_settings())
     mask_dir = None if masks == "none" else out_dir / "masks"
     outputs = TrackOutputs(out_dir / "overlay.mp4" if overlay else None, mask_dir, 0, replaced=replaced)
@@ -182,31 +175,27 @@ def track_video(
         if replaced:
             remove_previous_outputs(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        sink = mask_sink(masks, mask_dir, names) if mask_dir is not None else None
-        run = _Run(source, sink, outputs, start)
-        for result in predictor.propagate_both(start):
-            run.add(result)
-            bar.update(1)
-            if on_frame is not None:
-                on_frame(result)
-            if stop is not None and stop.is_set():
-                raise KeyboardInterrupt
-        run.finish()
+        run = _Run(source, mask_sink(masks, mask_dir, frame_names(source)) if mask_dir is not None else None,
+                   outputs, start)
+        with run:
+            for frame, result in predictor.track(start, direction="both"):
+                run.write(frame, result)
+                bar.update(1)
+                if on_frame is not None:
+                    on_frame(result)
+                if stop is not None and stop.is_set():
+                    raise KeyboardInterrupt
     except (SourceError, OSError) as exc:
         if run is None:
             raise
-        run.abort()
         raise TrackError(f"{exc}; kept {run.kept()}", outputs) from exc
     except KeyboardInterrupt:
         if run is None:
             raise
-        run.abort()
         raise TrackInterrupted(f"interrupted after {outputs.frames} of {len(source)} frames; kept {run.kept()}",
                                outputs) from None
     finally:
         bar.close()
-        if run is not None:
-            run.abort()
         predictor.close()
     return outputs
 
@@ -214,8 +203,8 @@ def track_video(
 _HELD_BYTES = 128 << 20  # frames of the backward pass held until their part of the overlay is written
 
 
-class _Run:
-    """The sinks of one run; each frame is drawn on as it is tracked, from the one decode of it.
+class _Run(Sink):
+    """The sinks of one run, as one sink: each frame is drawn on as it is tracked.
 
     From frame 0 on, the overlay is written while tracking and a frame's mask once the overlay holds that
     frame (the muxer writes a frame to disk when the next one arrives), so that a run killed at any point
@@ -225,7 +214,8 @@ class _Run:
     without re-encoding, and masks are written as frames are done."""
 
     def __init__(self, source: SeekableSource, masks: Sink | None, outputs: TrackOutputs, start: int) -> None:
-        self.source, self.masks, self.outputs, self.start = source, masks, outputs, start
+        super().__init__()
+        self.fps, self.masks, self.outputs, self.start = source.fps, masks, outputs, start
         if masks is not None:
             masks.written = outputs.mask_frames
         self.live = start == 0
@@ -242,14 +232,13 @@ class _Run:
         path = self.outputs.overlay
         if not self.live:
             path = self.parts[first] = path.with_name(f".{path.stem}-part{first:07d}{path.suffix}")
-        return OverlaySink(path, self.source.fps or 25.0)
+        return OverlaySink(path, self.fps)
 
     def _write_masks(self, frame: Frame, result: FrameResult) -> None:
         if self.masks is not None:
             self.masks.write(frame, result)
 
-    def add(self, result: FrameResult) -> None:
-        frame = self.source[result.frame_idx]  # just decoded by the predictor: held by RecentFrames
+    def write(self, frame: Frame, result: FrameResult) -> None:
         if self.outputs.overlay is None:
             self._write_masks(frame, result)
         elif self.live:
@@ -266,28 +255,28 @@ class _Run:
             if len(self.held) == self.hold or result.frame_idx == 0:
                 self._write_held()
         self.outputs.frames += 1
+        self.written.append(frame.index)
 
     def _write_held(self) -> None:
         held, self.held = self.held[::-1], []
-        part = self._open_overlay(held[0][0].index)
-        try:
+        with self._open_overlay(held[0][0].index) as part:
             for frame, result in held:
                 part.write(frame, result)
-        finally:
-            part.close()
 
     def _write_pending(self) -> None:
         if self.pending is not None:
             pending, self.pending = self.pending, None
             self._write_masks(*pending)
 
-    def finish(self) -> None:
+    def close(self) -> None:
         self._close_overlay()
         self._write_pending()
         if not self.live and self.parts:
             parts = [self.parts[k] for k in sorted(self.parts)]
             self.outputs.overlay_frames = join_videos(parts, self.outputs.overlay)
             self._remove_parts()
+        if self.masks is not None:
+            self.masks.close()
 
     def _close_overlay(self) -> None:
         overlay, self.overlay = self.overlay, None
@@ -314,6 +303,8 @@ class _Run:
             pass
         finally:
             self._remove_parts()
+            if self.masks is not None:
+                self.masks.abort()
         self.pending = None
 
     def kept(self) -> str:

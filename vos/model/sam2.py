@@ -1,15 +1,14 @@
 """The SAM 2 model: its modules under the official parameter names, and the per-frame computations.
 
-The model holds no per-video state. Predictors and trackers decide which memories to use and call:
+The model holds no per-video state. Predictors and trackers decide which memories to use and call the
+methods of :class:`vos.model.interface.TrackingModel`:
 
 * :meth:`SAM2Model.encode_image` once per frame,
-* :meth:`SAM2Model.condition_on_memory` (or :meth:`SAM2Model.without_memory` on a prompted first frame),
+* :meth:`SAM2Model.condition_on_memories` (or :meth:`SAM2Model.without_memory` on a prompted first frame),
 * :meth:`SAM2Model.predict_masks` / :meth:`SAM2Model.mask_as_output` for the decoder heads,
 * :meth:`SAM2Model.encode_memory` to turn the result into a memory for later frames.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +18,7 @@ from .common import MLP
 from .config import ModelConfig, neck_channels
 from .hiera import Hiera, HieraConfig
 from .image_encoder import FpnNeck, ImageEncoder, ImageFeatures
+from .interface import HeadOutput, TrackingModel, pointer_times
 from .kernels import Linear
 from .mask_decoder import DecoderOutput, MaskDecoder
 from .memory_attention import MemoryAttention
@@ -32,24 +32,6 @@ from .vit import ViTConfig, ViTDetNeck, ViTTrunk
 
 # Logit given to every pixel of an object judged absent.
 NO_OBJ_SCORE = -1024.0
-
-
-@dataclass
-class HeadOutput:
-    """What the SAM heads predict for a batch of ``B`` objects on one frame.
-
-    ``low_res_multimasks (B, M, 4h, 4w)`` and ``high_res_multimasks (B, M, S, S)`` hold every candidate;
-    ``low_res_masks (B, 1, 4h, 4w)``, ``high_res_masks (B, 1, S, S)`` the chosen one; ``ious (B, M)``;
-    ``obj_ptr (B, C)`` the object pointer; ``object_score (B, 1)`` the presence logit.
-    """
-
-    low_res_multimasks: torch.Tensor
-    high_res_multimasks: torch.Tensor
-    ious: torch.Tensor
-    low_res_masks: torch.Tensor
-    high_res_masks: torch.Tensor
-    obj_ptr: torch.Tensor
-    object_score: torch.Tensor
 
 
 def resize_mask_prompt(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -66,7 +48,7 @@ def _trunc_normal_parameter(*shape: int) -> nn.Parameter:
     return p
 
 
-class SAM2Model(nn.Module):
+class SAM2Model(nn.Module, TrackingModel):
     """SAM 2 / 2.1, EdgeTAM and EfficientTAM with the official module trees, so official state dicts load with
     ``strict=True``.
 
@@ -74,7 +56,12 @@ class SAM2Model(nn.Module):
     compresses each memory into latent tokens, which memory attention's keys rotate on their own grid.
     EfficientTAM likewise: a plain ViT trunk with a one-level neck, a decoder without high-resolution
     features, and (its _1/_2 variants) memory cross-attention over pooled memory tokens.
+
+    The per-frame methods are those of :class:`vos.model.interface.TrackingModel`; the model computes under
+    ``torch.autocast``, so the trackers' fast precisions apply to it.
     """
+
+    supports_autocast = True
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -184,7 +171,7 @@ class SAM2Model(nn.Module):
                 :meth:`memory_time_encoding`).
             pointers: ``(B, P, C)`` object pointers, or ``None``.
             pointer_times: ``(P,)`` float temporal distance of each pointer's frame, already divided by the
-                pointer budget minus one (as :meth:`object_pointer_tokens` divides it).
+                pointer budget minus one (:func:`vos.model.interface.pointer_times`).
         Returns:
             ``(B, N, C)``. Only tensor operations on the inputs' shapes, so one exported graph serves any
             number of objects, frames and pointers.
@@ -224,8 +211,7 @@ class SAM2Model(nn.Module):
         Returns:
             tokens and position encodings, both ``(B, P * C / mem_dim, mem_dim)``.
         """
-        scale = max(max_pointers - 1, 1)
-        return self._pointer_tokens(pointers, positions.to(self.device).float() / scale)
+        return self._pointer_tokens(pointers, pointer_times(positions.to(self.device), max_pointers))
 
     def _pointer_tokens(self, pointers: torch.Tensor, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`object_pointer_tokens` of pointers at normalised temporal distances ``times (P,)``."""
@@ -242,15 +228,6 @@ class SAM2Model(nn.Module):
         return tokens, pos
 
     # ------------------------------------------------------------------ heads
-    def use_multimask(self, is_init_cond_frame: bool, num_points: int) -> bool:
-        """Whether the decoder should output 3 candidates (ambiguous prompts) rather than 1."""
-        cfg = self.config
-        return (
-            cfg.multimask_output_in_sam
-            and (is_init_cond_frame or cfg.multimask_output_for_tracking)
-            and cfg.multimask_min_pt_num <= num_points <= cfg.multimask_max_pt_num
-        )
-
     def predict_masks(
         self,
         features: torch.Tensor,

@@ -64,7 +64,11 @@ class SAM2VideoPredictor:
         self, inference_state: VideoPredictor, frame_idx, obj_id, points=None, labels=None,
         clear_old_points=True, normalize_coords=True, box=None,
     ):
-        """Returns ``(frame_idx, obj_ids, video_res_masks (N, 1, H, W))``."""
+        """Returns ``(frame_idx, obj_ids, video_res_masks (N, 1, H, W))``. A box with ``clear_old_points=False``
+        is refused, as the official call refuses it (vos's own :meth:`VideoPredictor.add_points` takes it)."""
+        if box is not None and not clear_old_points:
+            raise ValueError("cannot add box without clearing old points, since box prompt must be provided before "
+                             "any point prompt (please use clear_old_points=True instead)")
         h, w = inference_state.video_size
         scale = np.array([w, h], np.float32)
         if isinstance(points, torch.Tensor):

@@ -1,10 +1,13 @@
 """The per-frame path, once, for the offline predictor and the live tracker; its heads for training.
 
-:meth:`InferenceCore.step` makes every decision about a frame (which objects are tracked or prompted,
-which outputs are encoded into memory and in which batch, what enters each bank, what is dropped) on
-the objects' :class:`TrackedObject` state. The front-ends keep what differs between them: the offline
-predictor random access, both directions and commits deferred until the user is done clicking; the
-live tracker the newest frame and bounded memory.
+:class:`InferenceCore` makes every decision about a frame (which objects are tracked or prompted, which
+outputs are encoded into memory and in which batch, what enters each bank, what is dropped) on the state
+of the objects it holds (:class:`TrackedObject`), through two operations: :meth:`InferenceCore.track_frame`
+(track every object on a frame, then apply its prompts) and :meth:`InferenceCore.apply_prompts` (prompts
+between propagations, committed by :meth:`InferenceCore.commit`). The front-ends keep what differs
+between them: the offline predictor random access, both directions and commits deferred until the user
+is done clicking; the live tracker the newest frame and bounded memory. The model is any
+:class:`vos.model.interface.TrackingModel`.
 """
 from __future__ import annotations
 
@@ -28,9 +31,11 @@ from memory import (
     Selection,
 )
 
+from ..errors import UnknownNameError
 from ..model.image_encoder import ImageFeatures
+from ..model.interface import HeadOutput, TrackingModel, pointer_times
 from ..model.kernels import CPU_BFLOAT16
-from ..model.sam2 import NO_OBJ_SCORE, HeadOutput, SAM2Model
+from ..model.sam2 import NO_OBJ_SCORE
 from ..model.transforms import (
     RESIZES,
     empty_logits,
@@ -196,20 +201,23 @@ class InferenceCore:
     """The per-frame path: encodes frames, decides which objects are tracked or prompted on a frame,
     decodes their masks in batches, encodes their memories and enters them into the objects' banks.
 
-    ``seekable``: frames come from a video with random access (the offline predictor), so a later
-    propagation may start anywhere, in either direction; otherwise (a stream) the next frame is always
-    the newest, and each object keeps only its state for the current frame.
+    The core holds the objects (:attr:`objects`, by id); a front-end calls :meth:`track_frame` for each frame
+    it tracks, :meth:`apply_prompts` for prompts given between propagations, and reads the results.
+    ``num_frames``: the length of a video with random access (the offline predictor), so a later
+    propagation may start anywhere, in either direction; ``None`` for a stream, whose next frame is always
+    the newest, each object then keeping only its state for the current frame.
     """
 
-    def __init__(self, model: SAM2Model, settings: TrackerSettings | None = None, seekable: bool = True) -> None:
+    def __init__(self, model: TrackingModel, settings: TrackerSettings | None = None, num_frames: int | None = None) -> None:
         self.model = model.eval()
         self.settings = settings or TrackerSettings()
-        if self.settings.precision != "float32" and not isinstance(model, torch.nn.Module):
-            raise ValueError(f"precision {self.settings.precision!r} runs the model under torch.autocast, which only "
-                             f"a PyTorch model follows; {type(model).__name__} computes in float32")
+        if self.settings.precision != "float32" and not model.supports_autocast:
+            raise ValueError(f"precision {self.settings.precision!r} runs the model under torch.autocast, which "
+                             f"{type(model).__name__} does not follow: it computes in float32")
         if self.settings.precision == "bfloat16" and self.device.type == "cpu":
             warn_without_cpu_bfloat16()
-        self.seekable = seekable
+        self.num_frames = num_frames
+        self.objects: dict[int, TrackedObject] = {}
 
     @property
     def device(self) -> torch.device:
@@ -220,6 +228,25 @@ class InferenceCore:
         """Where predictions are kept between frames."""
         device = self.settings.memory.storage_device
         return torch.device(device) if device is not None else self.device
+
+    # ------------------------------------------------------------------ objects
+    @property
+    def obj_ids(self) -> list[int]:
+        return list(self.objects)
+
+    def object(self, obj_id: int) -> TrackedObject:
+        if obj_id not in self.objects:
+            raise UnknownNameError(f"object {obj_id} is not tracked (objects: {self.obj_ids})")
+        return self.objects[obj_id]
+
+    def remove(self, obj_id: int) -> TrackedObject:
+        """Forget an object (the others are unaffected); returns its state."""
+        self.object(obj_id)
+        return self.objects.pop(obj_id)
+
+    def memory_bytes(self) -> int:
+        """Bytes held by all memory banks and stored outputs."""
+        return sum(obj.nbytes() for obj in self.objects.values())
 
     def new_object(self) -> TrackedObject:
         cfg = self.model.config
@@ -233,36 +260,29 @@ class InferenceCore:
         x = preprocess(image, self.model.image_size, self.device, self.settings.resize)
         return EncodedFrame(index, size or tuple(image.shape[:2]), self.model.encode_image(x))
 
-    # ------------------------------------------------------------------ the per-frame step
+    # ------------------------------------------------------------------ a frame tracked; prompts applied
     @_computes
-    def step(
+    def track_frame(
         self,
         frame: EncodedFrame,
-        objects: dict[int, TrackedObject],
         prompts: Mapping[int, Prompt] | None = None,
         *,
-        track: bool = True,
-        commit: bool = True,
         reverse: bool = False,
-        num_frames: int | None = None,
         from_first_prompt: bool = False,
         discover: Callable[[EncodedFrame, FrameResult], Mapping[int, Prompt]] | None = None,
     ) -> dict[int, ObjectOutput]:
-        """One frame for every object of ``objects``: returns the outputs computed on it, by object id.
+        """Track every object on a frame, then apply the frame's prompts; returns the outputs computed on it,
+        by object id, each in its object's memory.
 
-        With ``track``, objects are tracked from memory, in one batch, unless the frame keeps their own
-        input (see ``TrackerSettings.keep_corrections``), a mask replaces it now, or, with
-        ``from_first_prompt``, the propagation has not reached their first input yet. Then ``discover``,
-        if given, sees the tracked objects' result and may return prompts for new ids. Then each prompt is
-        applied: for a new object, or on a frame the object was never tracked on, without memory, as SAM
-        does (it becomes a prompted memory); otherwise the clicks correct the frame's current prediction
-        (a prompted memory only with ``corrections_as_prompts``), and a mask replaces it.
+        Objects are tracked from memory, in one batch, unless the frame keeps their own input (see
+        ``TrackerSettings.keep_corrections``), a mask replaces it now, or, with ``from_first_prompt``, the
+        propagation (backward with ``reverse``) has not reached their first input yet. Then ``discover``, if
+        given, sees the tracked objects' result and may return prompts for new ids. Then the prompts are
+        applied as :meth:`apply_prompts` does, and their memories encoded in one batch.
 
-        With ``commit`` the prompted outputs' memories are encoded now (one batch) and every output enters
-        its bank; without, prompted outputs wait in ``pending`` for :meth:`commit` (tracked ones always
-        enter). Everything is computed before anything changes, so an error (a discovered id in use)
-        leaves ``objects`` as it was; then new objects are added to ``objects``, each object's state is
-        advanced, and what memory can no longer reach is dropped (``TrackerSettings.keep_history``).
+        Everything is computed before anything changes, so an error (a discovered id in use) leaves the
+        objects as they were; then new objects are added, each object's state is advanced, and what memory
+        can no longer reach is dropped (``TrackerSettings.keep_history``).
         """
         t = frame.index
         prompts = dict(prompts or {})
@@ -271,38 +291,68 @@ class InferenceCore:
         def started(obj: TrackedObject) -> bool:
             return not from_first_prompt or (t <= max(obj.inputs) if reverse else t >= min(obj.inputs))
 
-        active = [i for i, obj in objects.items() if started(obj)] if track else []
-        to_track = [i for i in active if not keeps(objects[i]) and not (i in prompts and prompts[i].mask is not None)]
-        outputs = dict(zip(to_track, self.track(frame, [objects[i].bank for i in to_track], reverse, num_frames)))
+        active = [i for i, obj in self.objects.items() if started(obj)]
+        to_track = [i for i in active if not keeps(self.objects[i]) and not (i in prompts and prompts[i].mask is not None)]
+        tracked = dict(zip(to_track, self.track(frame, [self.objects[i].bank for i in to_track], reverse)))
         if discover is not None:
-            found = dict(discover(frame, self.result(t, frame.size, {i: _stored(o) for i, o in outputs.items()})))
+            found = dict(discover(frame, self.result(t, frame.size, {i: _stored(o) for i, o in tracked.items()})))
             for obj_id, prompt in found.items():
-                if obj_id in objects or obj_id in prompts:
+                if obj_id in self.objects or obj_id in prompts:
                     raise PromptError(f"frame {t}: a discovered object has id {obj_id}, which is in use")
                 prompt.check(frame.size, f"discovered object {obj_id}, frame {t}")
             prompts.update(found)
+        states, prompted = self._prompted(frame, prompts, tracked, reverse)
+        prompted = dict(zip(prompted, self.encode_prompted(frame, list(prompted.values()))))
+        outputs = {**tracked, **prompted}
+        self._enter(t, states, outputs, prompts, commit=True)
+        for obj_id in active:
+            self.objects[obj_id].tracked[t] = reverse
+        if not self.settings.keep_history:
+            for obj_id in active:
+                self._forget(self.objects[obj_id], t, reverse)
+        return outputs
 
-        states = {i: objects.get(i) or self.new_object() for i in prompts}
+    @_computes
+    def apply_prompts(self, frame: EncodedFrame, prompts: Mapping[int, Prompt]) -> dict[int, ObjectOutput]:
+        """Apply prompts on a frame, by object id, without tracking it; returns their outputs.
+
+        For a new object, or on a frame the object was never tracked on, the clicks are read without memory,
+        as SAM does (a prompted memory); otherwise they correct the frame's current prediction (a prompted
+        memory only with ``corrections_as_prompts``). A mask replaces the prediction; clicks and a box with it
+        then refine it. The outputs wait in ``pending`` for :meth:`commit` (the user may go on clicking)."""
+        states, prompted = self._prompted(frame, prompts, {}, False)
+        self._enter(frame.index, states, prompted, prompts, commit=False)
+        return prompted
+
+    def _prompted(
+        self, frame: EncodedFrame, prompts: Mapping[int, Prompt], tracked: Mapping[int, ObjectOutput], reverse: bool
+    ) -> tuple[dict[int, TrackedObject], dict[int, ObjectOutput]]:
+        """Each prompt's output on the frame (``tracked``: the outputs just tracked there), and the state of
+        each prompted object (a new one for a new id); nothing is changed."""
+        t = frame.index
+        states = {i: self.objects.get(i) or self.new_object() for i in prompts}
         prompted: dict[int, ObjectOutput] = {}
         for obj_id, prompt in prompts.items():
             obj = states[obj_id]
-            current = outputs.get(obj_id)
+            current = tracked.get(obj_id)
             initial = current is None and t not in obj.tracked
             if current is None:
                 pending = obj.pending.get(t)
                 current = pending if pending is not None else obj.outputs.get(t)
             previous = None if current is None else _stored(current)[0]  # the frame's prediction, if any
-            prompted[obj_id] = self.prompt(
-                frame, obj.bank, prompt, initial=initial, prev_logits=previous,
-                reverse=obj.tracked.get(t, reverse), num_frames=num_frames,
-            )
-        if commit:
-            prompted = dict(zip(prompted, self.encode_prompted(frame, list(prompted.values()))))
+            prompted[obj_id] = self.prompt(frame, obj.bank, prompt, initial=initial, prev_logits=previous,
+                                           reverse=obj.tracked.get(t, reverse))
+        return states, prompted
 
-        objects.update({i: states[i] for i in prompts if i not in objects})
-        outputs.update(prompted)
+    def _enter(
+        self, t: int, states: Mapping[int, TrackedObject], outputs: Mapping[int, ObjectOutput],
+        prompts: Mapping[int, Prompt], commit: bool,
+    ) -> None:
+        """The state change of a frame: new objects added, every output stored as the frame's prediction and,
+        with ``commit`` or when tracked, entered into its bank (prompt outputs otherwise wait in ``pending``)."""
+        self.objects.update({i: s for i, s in states.items() if i not in self.objects})
         for obj_id, out in outputs.items():
-            obj = objects[obj_id]
+            obj = self.objects[obj_id]
             obj.outputs[t] = (out.logits.to(self.storage), out.object_score)
             if obj_id in prompts:
                 obj.inputs[t] = prompts[obj_id]
@@ -312,52 +362,51 @@ class InferenceCore:
                 obj.pending[t] = out
             else:
                 out.remember(obj.bank, t)
-        for obj_id in active:
-            objects[obj_id].tracked[t] = reverse
-        if not self.settings.keep_history:
-            for obj_id in active if track else []:
-                self._forget(objects[obj_id], t, reverse, num_frames)
-        return outputs
 
     @_computes
-    def commit(self, objects: Mapping[int, TrackedObject], frame: Callable[[int], EncodedFrame]) -> None:
+    def commit(self, frame: Callable[[int], EncodedFrame]) -> None:
         """Encode the memories of every pending prompt output, the objects prompted on a frame in one batch
-        (as :meth:`step` does with ``commit``, so both give the same numbers), and enter them into the
-        banks, each object's in the order it was prompted (which memory attention sees)."""
-        by_frame: dict[int, list[tuple[TrackedObject, int]]] = {}
-        for obj in objects.values():
+        (as :meth:`track_frame` does, so both give the same numbers), and enter them into the banks, each
+        object's in the order it was prompted (which memory attention sees)."""
+        by_frame: dict[int, list[TrackedObject]] = {}
+        for obj in self.objects.values():
             for t in obj.pending:
                 by_frame.setdefault(t, []).append(obj)
         for t, owners in by_frame.items():
             encoded = self.encode_prompted(frame(t), [o.pending[t] for o in owners])
             for obj, out in zip(owners, encoded):
                 obj.pending[t] = out
-        for obj in objects.values():
+        for obj in self.objects.values():
             for t, out in obj.pending.items():
                 out.remember(obj.bank, t)
             obj.pending.clear()
 
-    def _forget(self, obj: TrackedObject, t: int, reverse: bool, num_frames: int | None) -> None:
+    def _forget(self, obj: TrackedObject, t: int, reverse: bool) -> None:
         """Drop what the next frames can no longer use: seekable, whatever neither this propagation nor one
         starting next to an input can reach (the record of tracked frames stays: a click on one is a
         correction); otherwise everything but the current frame's state."""
-        if self.seekable:
+        if self.num_frames is not None:
             step = -1 if reverse else 1
             anchors = [(t, reverse), (t + step, reverse)]  # redo this frame, or go on
             anchors += [a for k in obj.inputs for a in ((k + 1, False), (k - 1, True))]
-            obj.bank.prune(anchors, num_frames)
+            obj.bank.prune(anchors, self.num_frames)
             for k in [k for k in obj.outputs if k not in obj.inputs and k != t]:
                 del obj.outputs[k]
             return
-        obj.bank.prune([(t + 1, False)], num_frames)
+        obj.bank.prune([(t + 1, False)], None)
         for table in (obj.outputs, obj.inputs, obj.tracked):
             for k in [k for k in table if k != t]:
                 del table[k]
         obj.prompted.intersection_update(obj.inputs)
 
-    def result(self, index: int, size: tuple[int, int], outputs: Mapping[int, tuple[torch.Tensor, float] | None]) -> FrameResult:
+    def result(
+        self, index: int, size: tuple[int, int], outputs: Mapping[int, tuple[torch.Tensor, float] | None] | None = None
+    ) -> FrameResult:
         """The frame's result from each object's ``(logits (1, 1, h, w), object score)``, at the video's
-        resolution ``size``; an object without one (``None``) is empty there."""
+        resolution ``size``; an object without one (``None``) is empty there. By default every object's
+        current prediction on the frame."""
+        if outputs is None:
+            outputs = {i: o.outputs.get(index) for i, o in self.objects.items()}
         if not outputs:
             return FrameResult(index, [], torch.zeros(0, 1, *size, device=self.device), torch.zeros(0))
         low = (self.model.image_size // 4,) * 2  # the decoder's output size
@@ -393,39 +442,39 @@ class InferenceCore:
         initial: bool,
         prev_logits: torch.Tensor | None = None,
         reverse: bool = False,
-        num_frames: int | None = None,
     ) -> ObjectOutput:
         """Segment one object from the user's prompt (its memory is not encoded yet).
 
         ``initial``: the object has not been tracked on this frame, so clicks are read without memory, as
         in SAM, and the output becomes a prompted memory; otherwise the frame is conditioned on ``bank``.
-        Either way the clicks refine ``prev_logits (1, 1, h, w)``, the frame's current prediction, when
-        there is one. A mask is taken as the output as it is.
+        A mask is taken as the output as it is. Clicks refine ``prev_logits (1, 1, h, w)``, the frame's
+        current prediction, when there is one, or the mask given with them.
         """
         model = self.model
         prompted = initial or self.settings.corrections_as_prompts
         if prompt.mask is not None:
             heads = model.mask_as_output(frame.vision, frame.high_res(1), prompt.mask_input(model.image_size, self.device))
-            return self._outputs(heads, False, prompted=prompted, from_user=True)[0]
+            out = self._outputs(heads, False, prompted=prompted, from_user=True)[0]
+            if not prompt.has_clicks:
+                return out
+            prev_logits = out.logits
         coords, labels = prompt.point_inputs(frame.size, model.image_size, self.device)
         if initial:
             features = model.without_memory(frame.vision)
         else:
-            features = self.condition(frame, [bank.select(frame.index, reverse, num_frames)])
+            features = self.condition(frame, [bank.select(frame.index, reverse, self.num_frames)])
         multimask = model.use_multimask(initial, coords.shape[1])
         heads = clicked_heads(model, features, frame.high_res(1), coords, labels, prev_logits, multimask)
         return self._outputs(heads, multimask, prompted=prompted, from_user=True)[0]
 
-    def track(
-        self, frame: EncodedFrame, banks: list[MemoryBank], reverse: bool = False, num_frames: int | None = None
-    ) -> list[ObjectOutput]:
+    def track(self, frame: EncodedFrame, banks: list[MemoryBank], reverse: bool = False) -> list[ObjectOutput]:
         """Track every object of ``banks`` on the frame, in one batch; memories are encoded too."""
         if not banks:
             return []
         if len(banks) > 1 and not self.settings.batch_objects:
-            return [out for bank in banks for out in self.track(frame, [bank], reverse, num_frames)]
+            return [out for bank in banks for out in self.track(frame, [bank], reverse)]
         model = self.model
-        selections = [bank.select(frame.index, reverse, num_frames) for bank in banks]
+        selections = [bank.select(frame.index, reverse, self.num_frames) for bank in banks]
         heads = tracked_heads(model, frame.vision, frame.features.vision_pos_enc[-1], frame.high_res(len(banks)), selections)
         memory, _ = model.encode_memory(frame.vision, heads.high_res_masks, heads.object_score)
         return self._outputs(heads, model.use_multimask(False, 0), memory)
@@ -455,7 +504,7 @@ PREV_LOGITS_LIMIT = 32.0  # a correction sees the previous logits clamped, as SA
 
 
 def tracked_heads(
-    model: SAM2Model, vision: torch.Tensor, vision_pos: torch.Tensor, high_res: list[torch.Tensor],
+    model: TrackingModel, vision: torch.Tensor, vision_pos: torch.Tensor, high_res: list[torch.Tensor],
     selections: list[Selection],
 ) -> HeadOutput:
     """A frame tracked from memory, no prompt: ``vision, vision_pos (1, C, h, w)`` conditioned on each
@@ -465,7 +514,7 @@ def tracked_heads(
 
 
 def clicked_heads(
-    model: SAM2Model, features: torch.Tensor, high_res: list[torch.Tensor], coords: torch.Tensor,
+    model: TrackingModel, features: torch.Tensor, high_res: list[torch.Tensor], coords: torch.Tensor,
     labels: torch.Tensor, prev_logits: torch.Tensor | None, multimask: bool,
 ) -> HeadOutput:
     """Clicks ``coords (B, N, 2)`` in model-input pixels, ``labels (B, N)``, on ``features (B, C, h, w)``;
@@ -476,7 +525,7 @@ def clicked_heads(
 
 
 def memory_from_logits(
-    model: SAM2Model, vision: torch.Tensor, logits: torch.Tensor, object_score: torch.Tensor, binarize: bool
+    model: TrackingModel, vision: torch.Tensor, logits: torch.Tensor, object_score: torch.Tensor, binarize: bool
 ) -> torch.Tensor:
     """Memories ``(B, mem_dim, ...)`` of ``logits (B, 1, h', w')`` at the decoder's resolution, brought back
     to the model's input size as the official predictor does for prompted frames."""
@@ -488,7 +537,7 @@ _BATCH_MEMORY_BYTES = 8 << 20
 
 
 def condition_on_selections(
-    model: SAM2Model, vision: torch.Tensor, vision_pos: torch.Tensor, selections: list[Selection]
+    model: TrackingModel, vision: torch.Tensor, vision_pos: torch.Tensor, selections: list[Selection]
 ) -> torch.Tensor:
     """Features ``vision, vision_pos (1, C, h, w)`` of one frame conditioned on each memory selection:
     ``(B, C, h, w)`` for ``B = len(selections)``. Selections with the same signature go through memory
@@ -521,11 +570,11 @@ def condition_on_selections(
 
 
 def _memory_inputs(
-    model: SAM2Model, selections: list[Selection]
+    model: TrackingModel, selections: list[Selection]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """Memories of selections sharing one signature, as :meth:`SAM2Model.condition_on_memories` takes them:
+    """Memories of selections sharing one signature, as :meth:`TrackingModel.condition_on_memories` takes them:
     ``memories (B, F, mem_dim, ...)``, ``time_positions (F,)``, ``pointers (B, P, C)`` and their normalised
-    ``pointer_times (P,)`` (both ``None`` without pointers)."""
+    times ``(P,)`` (both ``None`` without pointers)."""
     first = selections[0]
     device = model.device
     memories = torch.stack([torch.stack([f.to(device) for f in sel.features]) for sel in selections]).float()
@@ -533,6 +582,5 @@ def _memory_inputs(
     if not first.pointers:
         return memories, time_positions, None, None
     pointers = torch.stack([torch.stack(sel.pointers) for sel in selections]).to(device)
-    scale = max(first.max_pointers - 1, 1)
-    pointer_times = torch.tensor(first.pointer_positions, device=device).float() / scale
-    return memories, time_positions, pointers, pointer_times
+    times = pointer_times(torch.tensor(first.pointer_positions, device=device), first.max_pointers)
+    return memories, time_positions, pointers, times

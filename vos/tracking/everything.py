@@ -18,7 +18,7 @@ import numpy as np
 from ..image.mask_generator import MaskGenerator
 from ..model.sam2 import SAM2Model
 from .core import EncodedFrame, TrackerSettings
-from .live_tracker import LiveTracker
+from .live_tracker import LiveTracker, StreamTracker
 from .prompts import Prompt, PromptError
 from .results import FrameResult
 
@@ -52,14 +52,14 @@ class EverythingSettings:
             raise ValueError(f"max_covered is a fraction in [0, 1), got {self.max_covered}")
 
 
-class EverythingTracker:
+class EverythingTracker(StreamTracker):
     """Find and track every object of a stream, frame by frame.
 
     Example::
 
         tracker = EverythingTracker(model)
-        for frame in frames:                      # (H, W, 3) RGB uint8
-            result = tracker.step(frame)          # every object found so far, with stable ids
+        for frame, result in tracker.track(source):   # every object found so far, with stable ids
+            ...
     """
 
     def __init__(

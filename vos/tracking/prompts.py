@@ -20,10 +20,11 @@ MAX_PALETTE_ID = 255  # DAVIS palette PNGs store one byte per pixel, 0 being the
 
 @dataclass(frozen=True)
 class Prompt:
-    """Clicks and/or a box, or a mask, in video pixels.
+    """Clicks and/or a box, a mask, or a mask refined by clicks and/or a box, in video pixels.
 
     ``points (N, 2)`` are ``(x, y)``; ``labels (N,)`` are 1 (object) or 0 (background), all 1 when omitted;
-    ``box`` is ``(x1, y1, x2, y2)``; ``mask (H, W)`` is a boolean mask of the whole frame.
+    ``box`` is ``(x1, y1, x2, y2)``; ``mask (H, W)`` is a boolean mask of the whole frame. Prompts given one
+    after another for one object and frame become one by :meth:`then`.
     """
 
     points: np.ndarray | None = None
@@ -70,18 +71,15 @@ class Prompt:
         """Raise :class:`PromptError` unless the prompt fits a frame of ``size = (H, W)``. ``where`` names
         the object and frame in messages."""
         h, w = size
+        if self.points is None and self.box is None and self.mask is None:
+            raise PromptError(f"{where}: no clicks, box or mask")
         if self.mask is not None:
-            if self.points is not None or self.box is not None:
-                raise PromptError(f"{where}: give either a mask or clicks/a box, not both")
             if self.mask.ndim != 2:
                 raise PromptError(f"{where}: mask must be (H, W), got shape {self.mask.shape}")
             if self.mask.shape != (h, w):
                 raise PromptError(f"{where}: mask is {self.mask.shape[1]}x{self.mask.shape[0]}, the video is {w}x{h}")
             if not self.mask.any():
                 raise PromptError(f"{where}: mask is empty (remove the object instead)")
-            return
-        if self.points is None and self.box is None:
-            raise PromptError(f"{where}: no clicks, box or mask")
         if self.points is not None:
             if len(self.labels) != len(self.points):
                 raise PromptError(f"{where}: {len(self.points)} points but {len(self.labels)} labels")
@@ -102,6 +100,30 @@ class Prompt:
                 raise PromptError(f"{where}: {corners} has zero area")
             if x2 <= 0 or y2 <= 0 or x1 >= w or y1 >= h:
                 raise PromptError(f"{where}: {corners} lies entirely outside the {w}x{h} frame")
+
+    @property
+    def has_clicks(self) -> bool:
+        """Whether the prompt holds clicks or a box (which the decoder reads as two clicks)."""
+        return self.points is not None or self.box is not None
+
+    def then(self, later: "Prompt", where: str = "prompt") -> "Prompt":
+        """This prompt followed by ``later`` for the same object and frame: the one rule by which prompts given
+        one after another become one. Clicks are concatenated in the order given. A box joins them whenever it
+        comes, since the decoder reads a box before any click (as SAM 2 is trained), and a later box replaces an
+        earlier one. A mask comes first: clicks and a box after it refine it; a mask after clicks or a box is
+        refused (:class:`PromptError`, prefixed with ``where``), as it would silently discard them, and a mask
+        after a mask replaces it."""
+        if later.mask is not None and self.has_clicks:
+            raise PromptError(f"{where}: a mask after clicks or a box; give the mask first (clicks and a box after "
+                              "it refine it)")
+        points = [x for x in (self.points, later.points) if x is not None]
+        labels = [x for x in (self.labels, later.labels) if x is not None]
+        return Prompt(
+            np.concatenate(points) if points else None,
+            np.concatenate(labels) if labels else None,
+            later.box if later.box is not None else self.box,
+            later.mask if later.mask is not None else self.mask,
+        )
 
     def point_inputs(self, size: tuple[int, int], image_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
         """``coords (1, N, 2)`` in model-input pixels and ``labels (1, N)``; a box comes first as two points
@@ -185,22 +207,31 @@ def check_palette_id(obj_id: int) -> None:
                           "per-object masks (--masks sav)")
 
 
-def check_frame_index(frame_idx, num_frames: int) -> int:
-    """``frame_idx`` as an int, or :class:`PromptError` unless it is an integer in ``[0, num_frames)``."""
+def check_frame_index(frame_idx, num_frames: int | None = None, where: str = "") -> int:
+    """``frame_idx`` as an int, or :class:`PromptError` unless it is an integer in ``[0, num_frames)`` (from 0
+    on when the number of frames is not known yet). The one check of a frame index, wherever one is given."""
+    prefix = f"{where}: " if where else ""
     if isinstance(frame_idx, bool) or not isinstance(frame_idx, (int, np.integer)):
-        raise PromptError(f"frame index {frame_idx!r} is not an integer")
-    if not 0 <= frame_idx < num_frames:
-        raise PromptError(f"frame {frame_idx} does not exist: the video has {num_frames} frames")
+        raise PromptError(f"{prefix}frame index {shown(frame_idx)} is not an integer")
+    if num_frames is None and frame_idx < 0:
+        raise PromptError(f"{prefix}frame {frame_idx} does not exist: frames are numbered from 0")
+    if num_frames is not None and not 0 <= frame_idx < num_frames:
+        raise PromptError(f"{prefix}frame {frame_idx} does not exist: the video has {num_frames} frames")
     return int(frame_idx)
 
 
 @dataclass(frozen=True)
 class FramePrompt:
-    """A prompt for object ``obj_id`` on frame ``frame``."""
+    """A prompt for object ``obj_id`` on frame ``frame``; both are checked (:func:`check_obj_id`,
+    :func:`check_frame_index`) when it is made."""
 
     frame: int
     obj_id: int
     prompt: Prompt
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "obj_id", check_obj_id(self.obj_id))
+        object.__setattr__(self, "frame", check_frame_index(self.frame, where=f"object {self.obj_id}"))
 
 
 def read_mask_png(path, obj_id: int | None = None) -> np.ndarray:
@@ -246,9 +277,8 @@ def read_prompt_file(path) -> list[FramePrompt]:
         unknown = sorted(set(entry) - allowed)
         if unknown:
             raise PromptError(f"{where}: unknown keys {unknown} (allowed: {sorted(allowed)})")
-        frame, obj_id = entry.get("frame", 0), check_obj_id(entry.get("obj_id", 1), where)
-        if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0:
-            raise PromptError(f"{where}: frame must be a non-negative integer, got {shown(frame)}")
+        frame = check_frame_index(entry.get("frame", 0), where=where)
+        obj_id = check_obj_id(entry.get("obj_id", 1), where)
         mask = None
         if entry.get("mask") is not None:
             if not isinstance(entry["mask"], str):
@@ -309,25 +339,11 @@ def write_prompt_file(path, prompts: list[FramePrompt]) -> "Path":
 
 
 def merge_prompts(prompts: list[FramePrompt]) -> list[FramePrompt]:
-    """One prompt per object and frame, in first-seen order: clicks concatenated, the last box kept. A mask
-    comes first: clicks and a box given after it refine it (:meth:`vos.VideoPredictor.add_prompts`); a mask
-    after clicks or a box is refused, as it would silently discard them."""
+    """One prompt per object and frame, in first-seen order, each object's prompts there joined by
+    :meth:`Prompt.then` in the order given."""
     merged: dict[tuple[int, int], Prompt] = {}
     for p in prompts:
         key = (p.frame, p.obj_id)
         old = merged.get(key)
-        if old is None:
-            merged[key] = p.prompt
-            continue
-        if p.prompt.mask is not None and (old.points is not None or old.box is not None):
-            raise PromptError(f"object {p.obj_id}, frame {p.frame}: a mask after clicks or a box; give the mask "
-                              "first (clicks and a box after it refine it)")
-        points = [x for x in (old.points, p.prompt.points) if x is not None]
-        labels = [x for x in (old.labels, p.prompt.labels) if x is not None]
-        merged[key] = Prompt(
-            np.concatenate(points) if points else None,
-            np.concatenate(labels) if labels else None,
-            p.prompt.box if p.prompt.box is not None else old.box,
-            p.prompt.mask if p.prompt.mask is not None else old.mask,
-        )
+        merged[key] = p.prompt if old is None else old.then(p.prompt, f"object {p.obj_id}, frame {p.frame}")
     return [FramePrompt(frame, obj_id, prompt) for (frame, obj_id), prompt in merged.items()]

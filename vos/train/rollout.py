@@ -9,7 +9,8 @@ import torch
 
 from memory import MemoryBank, MemorySettings
 
-from ..model.sam2 import HeadOutput, SAM2Model
+from ..model.interface import HeadOutput
+from ..model.sam2 import SAM2Model
 from ..tracking.core import clicked_heads, memory_from_logits, tracked_heads
 from .clips import Clip
 from .loss import step_loss
