@@ -59,6 +59,7 @@ def _train(args: argparse.Namespace) -> int:
     import torch
 
     from .train.clips import ClipSettings
+    from .train.prior import PriorSimulation
     from .train.rollout import PromptSimulation
     from .train.setup import clip_sampler, starting_model, validation_set
     from .train.trainer import Trainer, TrainSettings
@@ -66,9 +67,11 @@ def _train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, lineage = starting_model(args.init, args.config, args.image_size, args.init_trunk, args.seed)
+    model, lineage = starting_model(args.init, args.config, args.image_size, args.init_trunk, args.seed,
+                                    args.previous_mask)
     model = model.to(device)
-    clips = ClipSettings(num_frames=args.num_frames, image_prob=args.image_prob, max_objects=args.max_objects,
+    clips = ClipSettings(num_frames=args.num_frames, composite_frames=args.composite_frames,
+                         image_prob=args.image_prob, max_objects=args.max_objects,
                          synthetic_prob=args.synthetic_prob, composite_prob=args.composite_prob)
     sampler = clip_sampler(model.image_size, clips, args.davis, args.split, args.images or [], args.exclude_images)
     validation = validation_set(args.val_root, args.val_split) if args.val_root else None
@@ -76,7 +79,8 @@ def _train(args: argparse.Namespace) -> int:
                              validate_every=args.validate_every, warmup=min(200, args.steps // 10))
     prompts = PromptSimulation(mask_prob=args.mask_prob, box_prob=args.box_prob)
     run = {"command": "vos " + " ".join(args.argv)}
-    trainer = Trainer(model, sampler, args.out, settings, prompts, validation=validation, lineage=lineage, run=run)
+    prior = PriorSimulation(own_prob=args.prior_own_prob)
+    trainer = Trainer(model, sampler, args.out, settings, prompts, prior, validation=validation, lineage=lineage, run=run)
     if trainer.resume():
         print(f"resumed from {Path(args.out) / 'last.pt'} at step {trainer.step}")
     scores = trainer.run()
@@ -577,6 +581,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="clips per optimiser step (gradients accumulated one clip at a time)")
     p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
     p.add_argument("--num-frames", type=int, default=8, help="frames per clip")
+    p.add_argument("--composite-frames", type=int, default=None,
+                   help="frames per copy-paste composite clip (default: --num-frames)")
+    p.add_argument("--previous-mask", action=argparse.BooleanOptionalAction, default=None,
+                   help="train the model to track with each object's previous mask as a decoder input (MaskTrack's "
+                   "prior; stored in the weights' config). Default: as the starting weights or config have it")
+    p.add_argument("--prior-own-prob", type=float, default=0.4,
+                   help="with --previous-mask: share of tracked frames whose previous mask is the model's own last "
+                   "output (the rest: the true mask deformed as a tracker's output would be, or none)")
     p.add_argument("--image-prob", type=float, default=0.0,
                    help="share of steps on a single frame with clicks and boxes (image training mixed into clip training)")
     p.add_argument("--max-objects", type=int, default=3, help="objects per clip")

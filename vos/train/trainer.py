@@ -20,6 +20,7 @@ from ..model.config import ModelConfig
 from ..model.sam2 import SAM2Model
 from ..weights.checkpoint import save_model
 from .clips import ClipSampler
+from .prior import PriorSimulation
 from .rollout import PromptSimulation, rollout
 
 
@@ -83,6 +84,7 @@ class Trainer:
         out_dir: str | Path,
         settings: TrainSettings = TrainSettings(),
         prompts: PromptSimulation = PromptSimulation(),
+        prior: PriorSimulation = PriorSimulation(),
         validation: tuple[Path, list[str]] | None = None,
         lineage: list[dict] = (),
         run: dict | None = None,
@@ -92,6 +94,7 @@ class Trainer:
         self.out = Path(out_dir)
         self.settings = settings
         self.prompts = prompts
+        self.prior = prior
         self.validation = validation
         self.lineage = list(lineage)
         self.run_info = dict(run or {})
@@ -103,6 +106,8 @@ class Trainer:
         """The lineage of the current weights, this run included."""
         this = {**self.run_info, "settings": asdict(self.settings), "clips": asdict(self.sampler.settings),
                 "prompts": asdict(self.prompts), "steps_done": self.step}
+        if self.model.config.track_with_previous_mask:
+            this["prior"] = asdict(self.prior)
         return self.lineage + [json.loads(json.dumps(this))]  # plain values only, as a safe load needs
 
     def save(self) -> Path:
@@ -147,7 +152,7 @@ class Trainer:
             torch.manual_seed((s.seed * 1_000_003 + self.step) * 64 + i)
             clip = self.sampler.sample(rng)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                terms = rollout(self.model, clip, rng, self.prompts)
+                terms = rollout(self.model, clip, rng, self.prompts, prior=self.prior)
             if not terms:  # every frame was prompted with its mask (a short clip): nothing to learn from
                 continue
             loss = sum(terms.values())
