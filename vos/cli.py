@@ -76,7 +76,8 @@ def _train(args: argparse.Namespace) -> int:
     sampler = clip_sampler(model.image_size, clips, args.davis, args.split, args.images or [], args.exclude_images)
     validation = validation_set(args.val_root, args.val_split) if args.val_root else None
     settings = TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
-                             validate_every=args.validate_every, warmup=min(200, args.steps // 10))
+                             validate_every=args.validate_every, warmup=min(200, args.steps // 10),
+                             precision=args.precision)
     prompts = PromptSimulation(mask_prob=args.mask_prob, box_prob=args.box_prob)
     run = {"command": "vos " + " ".join(args.argv)}
     prior = PriorSimulation(own_prob=args.prior_own_prob)
@@ -606,6 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validate-every", type=int, default=0, help="steps between validations (0: at the end)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
+                   help="bfloat16 autocast for the forward pass; auto (default): on GPUs and on CPUs with native "
+                   "bfloat16 (AVX-512 BF16/AMX), where it is faster; float32 elsewhere")
     p.set_defaults(func=_train)
     return parser
 
