@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import cv2
+
 import numpy as np
 import pytest
 import torch
@@ -110,3 +112,37 @@ def test_offline_prompts_wait_for_commit_and_are_encoded_in_one_batch(model):
     with torch.no_grad():
         out = core.track_frame(core.encode(frames[1], 1))
     assert sorted(out) == [1, 2] and all(np.isfinite(o.object_score) for o in out.values())
+
+
+@pytest.mark.parametrize("previous_mask", [False, True])
+def test_a_model_that_tracks_with_the_previous_mask_sees_it_on_every_tracked_frame(model, previous_mask):
+    from streams import FrameArray
+    from vos import VideoPredictor
+    from vos.tracking.core import PRIOR_LOGIT
+    from vos.weights.checkpoint import build_model
+
+    tracker = build_model(model.config.replace(track_with_previous_mask=previous_mask), model.state_dict())
+    frames = moving_shapes(num_frames=5, size=(64, 64))
+    disc = cv2.circle(np.zeros((64, 64), np.uint8), (int(64 * 0.2), int(64 * 0.4)), 64 // 6, 1, -1).astype(bool)
+    seen = []
+    original = tracker.predict_masks
+
+    def spy(features, high_res, point_coords=None, point_labels=None, mask_inputs=None, multimask_output=False):
+        seen.append(None if mask_inputs is None else mask_inputs.clone())
+        return original(features, high_res, point_coords, point_labels, mask_inputs, multimask_output)
+
+    tracker.predict_masks = spy
+    predictor = VideoPredictor(tracker, FrameArray(frames))
+    predictor.add_mask(0, 1, disc)
+    seen.clear()  # the mask prompt's own pass
+    results = list(predictor.propagate())
+    tracked = seen[-(len(frames) - 1):]
+    if not previous_mask:  # SAM 2's tracking: no mask input at all
+        assert all(m is None for m in tracked)
+        return
+    for t, prior in enumerate(tracked, 1):
+        previous = results[t - 1].logits  # at video resolution; the prior is the decoder-resolution one
+        assert prior.shape == (1, 1, 16, 16) and set(prior.unique().tolist()) <= {-PRIOR_LOGIT, PRIOR_LOGIT}
+        low = torch.nn.functional.interpolate((previous > 0).float(), size=(16, 16), mode="area")
+        agree = ((low > 0.5) == (prior > 0)).float().mean()
+        assert agree > 0.9, (t, agree)

@@ -254,14 +254,29 @@ def test_vos_track_reports_bad_input_clearly(tiny_checkpoint, frames_dir, tmp_pa
 
 
 # ---------------------------------------------------------------- demo
-def test_demo_runs_the_embedded_model_end_to_end(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "a"), "--frames", "8"]) == 0
+def test_demo_tracks_the_shipped_real_clip_against_its_annotation(tmp_path, capsys):
+    from vos.jobs.demo import DEMO_ANNOTATIONS, DEMO_CLIP
+
+    assert DEMO_CLIP.stat().st_size < 4_000_000  # shipped in the package: a few MB at most
+    assert main(["demo", "--out", str(tmp_path / "a")]) == 0
+    printed = capsys.readouterr().out
+    assert "against the clip's human annotation" in printed
+    frames = decode(tmp_path / "a" / "overlay.mp4")
+    assert len(frames) == 60 and frames[0].shape == (480, 854, 3)
+    masks = sorted((tmp_path / "a" / "masks").glob("*.png"))
+    assert [p.name for p in masks] == sorted(p.name for p in DEMO_ANNOTATIONS.glob("*.png"))
+    scores = evaluate_sequence(DEMO_ANNOTATIONS, tmp_path / "a" / "masks")
+    assert f"J&F {scores[0].summary()['J&F-Mean']:.3f}" in printed
+
+
+def test_synthetic_demo_runs_the_embedded_model_end_to_end(tmp_path, capsys):
+    assert main(["demo", "--synthetic", "--out", str(tmp_path / "a"), "--frames", "8"]) == 0
     printed = capsys.readouterr().out
     assert "J&F " in printed and "against the generator's exact masks" in printed
     assert len(decode(tmp_path / "a" / "overlay.mp4")) == 8
     assert len(list((tmp_path / "a" / "masks").glob("*.png"))) == 8
     # Deterministic: the same seed gives the same video and masks.
-    main(["demo", "--out", str(tmp_path / "b"), "--frames", "8"])
+    main(["demo", "--synthetic", "--out", str(tmp_path / "b"), "--frames", "8"])
     for name in ("frames/00003.jpg", "masks/00007.png"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     scores = evaluate_sequence(tmp_path / "a" / "ground_truth", tmp_path / "a" / "masks")

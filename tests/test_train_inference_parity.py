@@ -14,8 +14,10 @@ from streams import FrameArray
 from vos import LiveTracker, Prompt, TrackerSettings, VideoPredictor
 from vos.model.transforms import preprocess
 from vos.train.clips import Clip
+from vos.train.prior import PriorSimulation
 from vos.train.rollout import PromptSimulation, rollout
 from vos.train.synthetic import generate_video
+from vos.weights.checkpoint import build_model
 
 # Training keeps memories in float32 (gradients flow through them); so do the trackers here.
 SETTINGS = dict(memory=MemorySettings(storage_dtype=torch.float32, max_prompted_frames=None))
@@ -31,18 +33,23 @@ def _clip(size: int):
     return video, ids, Clip(images, masks)
 
 
-def _training_logits(model, clip: Clip, sim: PromptSimulation, seed: int = 0) -> dict[int, torch.Tensor]:
+def _training_logits(model, clip: Clip, sim: PromptSimulation, seed: int = 0,
+                     prior: PriorSimulation = PriorSimulation()) -> dict[int, torch.Tensor]:
     outputs: dict[int, torch.Tensor] = {}
     with torch.no_grad():
-        rollout(model, clip, np.random.default_rng(seed), sim, outputs)
+        rollout(model, clip, np.random.default_rng(seed), sim, outputs, prior)
     return outputs
 
 
-def test_training_forward_equals_the_offline_and_live_trackers_for_a_mask_prompt():
+@pytest.mark.parametrize("previous_mask", [False, True])
+def test_training_forward_equals_the_offline_and_live_trackers_for_a_mask_prompt(previous_mask):
     model = tiny_tracking_model()
+    if previous_mask:  # the decoder also sees each object's previous mask; in training, its own last output
+        model = build_model(model.config.replace(track_with_previous_mask=True), model.state_dict())
     size = model.image_size
     video, ids, clip = _clip(size)
-    train = _training_logits(model, clip, PromptSimulation(mask_prob=1.0, second_prompt_prob=0.0))
+    train = _training_logits(model, clip, PromptSimulation(mask_prob=1.0, second_prompt_prob=0.0),
+                             prior=PriorSimulation(own_prob=1.0, none_prob=0.0))
 
     predictor = VideoPredictor(model, FrameArray(video.frames), TrackerSettings(**SETTINGS))
     for i in ids:

@@ -41,6 +41,7 @@ def _eval(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from .train.clips import ClipSettings
     from .train.job import TrainData, train
+    from .train.prior import PriorSimulation
     from .train.rollout import PromptSimulation
     from .train.trainer import TrainSettings
 
@@ -48,13 +49,16 @@ def _train(args: argparse.Namespace) -> int:
         args.out,
         settings=TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
                                checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
-                               warmup=min(200, args.steps // 10)),
-        clips=ClipSettings(num_frames=args.num_frames, image_prob=args.image_prob, max_objects=args.max_objects,
+                               warmup=min(200, args.steps // 10), precision=args.precision),
+        clips=ClipSettings(num_frames=args.num_frames, composite_frames=args.composite_frames,
+                           image_prob=args.image_prob, max_objects=args.max_objects,
                            synthetic_prob=args.synthetic_prob, composite_prob=args.composite_prob),
         prompts=PromptSimulation(mask_prob=args.mask_prob, box_prob=args.box_prob),
+        prior=PriorSimulation(own_prob=args.prior_own_prob),
         data=TrainData(davis=args.davis, split=args.split, images=args.images, exclude_images=args.exclude_images,
                        val_root=args.val_root, val_split=args.val_split),
         init=args.init, config=args.config, image_size=args.image_size, init_trunk=args.init_trunk,
+        previous_mask=args.previous_mask,
         device=args.device, threads=args.threads, command="vos " + " ".join(args.argv), log=print)
     print(f"wrote {run.model}")
     if run.scores:
@@ -240,11 +244,12 @@ def _segment(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .jobs.demo import demo
 
-    result = demo(args.out, checkpoint=args.checkpoint, seed=args.seed, num_frames=args.frames)
+    result = demo(args.out, checkpoint=args.checkpoint, synthetic=args.synthetic, seed=args.seed, num_frames=args.frames)
+    what = "the generator's exact masks" if args.synthetic else "the clip's human annotation (DAVIS protocol)"
     print(f"clicked object 1 at ({result.click[0]:.0f}, {result.click[1]:.0f}) on frame 0")
     print(f"wrote {result.overlay}")
     print(f"wrote {result.masks}")
-    print(f"J&F {result.j_and_f:.3f} (J {result.j:.3f}, F {result.f:.3f}) against the generator's exact masks")
+    print(f"J&F {result.j_and_f:.3f} (J {result.j:.3f}, F {result.f:.3f}) against {what}")
     return 0
 
 
@@ -451,11 +456,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="the main job with no download: a synthetic video, a click, tracking with the embedded model, J&F",
+        help="the main job with no download: a click on a dog in a real clip shipped with vos (DAVIS 2016), "
+        "tracking with the embedded model, overlay video, masks and J&F against the clip's annotation",
     )
     p.add_argument("--out", default="vos-demo", help="output folder (default vos-demo)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic video")
-    p.add_argument("--frames", type=int, default=48, help="length of the synthetic video")
+    p.add_argument("--synthetic", action="store_true", help="a seeded synthetic video instead of the real clip")
+    p.add_argument("--seed", type=int, default=0, help="with --synthetic: seed of the synthetic video")
+    p.add_argument("--frames", type=int, default=48, help="with --synthetic: length of the synthetic video")
     p.add_argument("--checkpoint", help="another model instead of the embedded one")
     _add_threads_option(p)
     p.set_defaults(func=_demo)
@@ -489,6 +496,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="clips per optimiser step (gradients accumulated one clip at a time)")
     p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
     p.add_argument("--num-frames", type=int, default=8, help="frames per clip")
+    p.add_argument("--composite-frames", type=int, default=None,
+                   help="frames per copy-paste composite clip (default: --num-frames)")
+    p.add_argument("--previous-mask", action=argparse.BooleanOptionalAction, default=None,
+                   help="train the model to track with each object's previous mask as a decoder input (MaskTrack's "
+                   "prior; stored in the weights' config). Default: as the starting weights or config have it")
+    p.add_argument("--prior-own-prob", type=float, default=0.4,
+                   help="with --previous-mask: share of tracked frames whose previous mask is the model's own last "
+                   "output (the rest: the true mask deformed as a tracker's output would be, or none)")
     p.add_argument("--image-prob", type=float, default=0.0,
                    help="share of steps on a single frame with clicks and boxes (image training mixed into clip training)")
     p.add_argument("--max-objects", type=int, default=3, help="objects per clip")
@@ -503,6 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validate-every", type=int, default=0, help="steps between validations (0: at the end)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     _add_threads_option(p)
+    p.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
+                   help="bfloat16 autocast for the forward pass; auto (default): on GPUs and on CPUs with native "
+                   "bfloat16 (AVX-512 BF16/AMX), where it is faster; float32 elsewhere")
     p.set_defaults(func=_train)
     return parser
 

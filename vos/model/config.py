@@ -59,6 +59,9 @@ class ModelConfig:
     multimask_max_pt_num: int = 1
     # Off in the yaml files and in official evaluation; the official builders' post-processing turns it on.
     dynamic_multimask_via_stability: bool = False
+    # vos's own models (off in every official one): the decoder of a tracked frame also sees the object's
+    # previous mask, through the prompt encoder's mask path (MaskTrack's prior; see vos.tracking.core.prior_logits).
+    track_with_previous_mask: bool = False
 
     def __post_init__(self) -> None:
         total_stride = self.trunk.total_stride

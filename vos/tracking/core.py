@@ -183,6 +183,14 @@ class TrackedObject:
     def nbytes(self) -> int:
         return self.bank.nbytes() + sum(x.numel() * x.element_size() for x, _ in self.outputs.values())
 
+    def previous_logits(self, t: int, reverse: bool) -> torch.Tensor | None:
+        """The latest prediction ``(1, 1, h, w)`` before frame ``t`` in the direction of travel (the nearest
+        earlier frame going forward, the nearest later one going backward), or ``None``."""
+        before = [k for k in self.outputs if (k > t if reverse else k < t)]
+        if not before:
+            return None
+        return self.outputs[min(before) if reverse else max(before)][0]
+
 
 def _computes(method):
     """Run an :class:`InferenceCore` method in inference mode, under autocast in a fast precision."""
@@ -222,6 +230,11 @@ class InferenceCore:
     @property
     def device(self) -> torch.device:
         return self.model.device
+
+    @property
+    def _low_res(self) -> tuple[int, int]:
+        """The decoder's output size, ``(4h, 4w)`` of the feature map."""
+        return (self.model.image_size // 4,) * 2
 
     @property
     def storage(self) -> torch.device:
@@ -293,7 +306,8 @@ class InferenceCore:
 
         active = [i for i, obj in self.objects.items() if started(obj)]
         to_track = [i for i in active if not keeps(self.objects[i]) and not (i in prompts and prompts[i].mask is not None)]
-        tracked = dict(zip(to_track, self.track(frame, [self.objects[i].bank for i in to_track], reverse)))
+        previous = [self.objects[i].previous_logits(t, reverse) for i in to_track]
+        tracked = dict(zip(to_track, self.track(frame, [self.objects[i].bank for i in to_track], reverse, previous)))
         if discover is not None:
             found = dict(discover(frame, self.result(t, frame.size, {i: _stored(o) for i, o in tracked.items()})))
             for obj_id, prompt in found.items():
@@ -409,8 +423,7 @@ class InferenceCore:
             outputs = {i: o.outputs.get(index) for i, o in self.objects.items()}
         if not outputs:
             return FrameResult(index, [], torch.zeros(0, 1, *size, device=self.device), torch.zeros(0))
-        low = (self.model.image_size // 4,) * 2  # the decoder's output size
-        logits = [empty_logits(1, low, self.device) if o is None else o[0].to(self.device) for o in outputs.values()]
+        logits = [empty_logits(1, self._low_res, self.device) if o is None else o[0].to(self.device) for o in outputs.values()]
         scores = [NO_OBJ_SCORE if o is None else o[1] for o in outputs.values()]
         video = output_logits(torch.cat(logits), size, self.settings.non_overlap)
         return FrameResult(index, list(outputs), video, torch.tensor(scores))
@@ -467,15 +480,25 @@ class InferenceCore:
         heads = clicked_heads(model, features, frame.high_res(1), coords, labels, prev_logits, multimask)
         return self._outputs(heads, multimask, prompted=prompted, from_user=True)[0]
 
-    def track(self, frame: EncodedFrame, banks: list[MemoryBank], reverse: bool = False) -> list[ObjectOutput]:
-        """Track every object of ``banks`` on the frame, in one batch; memories are encoded too."""
+    def track(
+        self, frame: EncodedFrame, banks: list[MemoryBank], reverse: bool = False,
+        previous: list[torch.Tensor | None] | None = None,
+    ) -> list[ObjectOutput]:
+        """Track every object of ``banks`` on the frame, in one batch; memories are encoded too. ``previous``:
+        each object's latest logits ``(1, 1, h, w)`` before this frame in the direction of travel (or
+        ``None``), which models that track with the previous mask see."""
         if not banks:
             return []
+        previous = previous or [None] * len(banks)
         if len(banks) > 1 and not self.settings.batch_objects:
-            return [out for bank in banks for out in self.track(frame, [bank], reverse)]
+            return [out for bank, prev in zip(banks, previous) for out in self.track(frame, [bank], reverse, [prev])]
         model = self.model
         selections = [bank.select(frame.index, reverse, self.num_frames) for bank in banks]
-        heads = tracked_heads(model, frame.vision, frame.features.vision_pos_enc[-1], frame.high_res(len(banks)), selections)
+        prior = None
+        if model.config.track_with_previous_mask:
+            prior = prior_logits(previous, self._low_res, self.device)
+        heads = tracked_heads(model, frame.vision, frame.features.vision_pos_enc[-1], frame.high_res(len(banks)),
+                              selections, prior)
         memory, _ = model.encode_memory(frame.vision, heads.high_res_masks, heads.object_score)
         return self._outputs(heads, model.use_multimask(False, 0), memory)
 
@@ -503,14 +526,27 @@ def _stored(out: ObjectOutput | tuple[torch.Tensor, float] | None) -> tuple[torc
 PREV_LOGITS_LIMIT = 32.0  # a correction sees the previous logits clamped, as SAM 2 feeds them back
 
 
+PRIOR_LOGIT = 10.0  # the previous mask enters as +-10, as a mask prompt taken as output is scored
+
+
+def prior_logits(previous: list[torch.Tensor | None], size: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """The previous masks a model that tracks with them sees: ``(B, 1, h, w)``, each ``+-PRIOR_LOGIT`` by
+    whether the object's latest prediction ``(1, 1, h, w)`` covered the pixel, and 0 (no information) for
+    an object without one. Binary, so that training can stand in deformed true masks for predictions."""
+    rows = [torch.zeros(1, 1, *size, device=device) if p is None
+            else torch.where(p.to(device) > 0, PRIOR_LOGIT, -PRIOR_LOGIT).float() for p in previous]
+    return torch.cat(rows)
+
+
 def tracked_heads(
     model: TrackingModel, vision: torch.Tensor, vision_pos: torch.Tensor, high_res: list[torch.Tensor],
-    selections: list[Selection],
+    selections: list[Selection], prior: torch.Tensor | None = None,
 ) -> HeadOutput:
     """A frame tracked from memory, no prompt: ``vision, vision_pos (1, C, h, w)`` conditioned on each
-    object's selection, through the decoder; ``B = len(selections)`` objects."""
+    object's selection, through the decoder; ``B = len(selections)`` objects. ``prior (B, 1, h', w')``: the
+    previous masks (:func:`prior_logits`), for a model that tracks with them."""
     features = condition_on_selections(model, vision, vision_pos, selections)
-    return model.predict_masks(features, high_res, multimask_output=model.use_multimask(False, 0))
+    return model.predict_masks(features, high_res, mask_inputs=prior, multimask_output=model.use_multimask(False, 0))
 
 
 def clicked_heads(

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -256,7 +257,6 @@ def read_prompt_file(path) -> list[FramePrompt]:
     ``{"frame": 0, "obj_id": 1, "points": [[x, y], ...], "labels": [1, 0], "box": [x1, y1, x2, y2]}``
     or ``{"frame": 0, "obj_id": 2, "mask": "mask.png"}`` (a path relative to the JSON file)."""
     import json
-    from pathlib import Path
 
     path = Path(path)
     try:
@@ -289,7 +289,7 @@ def read_prompt_file(path) -> list[FramePrompt]:
     return out
 
 
-def write_prompt_file(path, prompts: list[FramePrompt]) -> "Path":
+def write_prompt_file(path: str | os.PathLike, prompts: list[FramePrompt]) -> Path:
     """``prompts``, in their order, as a JSON file that :func:`read_prompt_file` (``vos track --prompts``) reads
     back to the same values: clicks and boxes as numbers (float32 values print exactly), each mask as a
     0/255 PNG in ``<name>-masks/`` beside the file, named by the prompt's place in the list. The masks are
@@ -297,7 +297,6 @@ def write_prompt_file(path, prompts: list[FramePrompt]) -> "Path":
     of that name and its masks as they were."""
     import json
     import shutil
-    from pathlib import Path
 
     from streams.files import atomic_write, new_folder
     from streams.masks import write_binary_png

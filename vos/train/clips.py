@@ -28,12 +28,14 @@ class Clip:
 
 @dataclass(frozen=True)
 class ClipSettings:
-    """Sampling and augmentation: ``num_frames`` consecutive frames (reversed with ``reverse_prob``), or
+    """Sampling and augmentation: ``num_frames`` consecutive frames (``composite_frames`` for copy-paste
+    composites, when given: short clips of still images cost less), reversed with ``reverse_prob``, or
     with ``image_prob`` a single frame (SAM-style image training within clip training), at most
     ``max_objects`` objects; ``synthetic_prob`` of clips from the generator, ``composite_prob`` from
     copy-paste composites, the rest from real videos."""
 
     num_frames: int = 8
+    composite_frames: int | None = None
     image_prob: float = 0.0
     max_objects: int = 3
     reverse_prob: float = 0.5
@@ -144,7 +146,7 @@ class ClipSampler:
             if source == "synthetic":
                 frames, masks = self._synthetic(rng, num_frames)
             elif source == "composite":
-                frames, masks = self.composites.sample(rng, num_frames)
+                frames, masks = self.composites.sample(rng, min(num_frames, s.composite_frames or num_frames))
             else:
                 frames, masks = self._davis(rng, num_frames)
             if rng.random() < s.reverse_prob:

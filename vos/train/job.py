@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .clips import ClipSettings
+from .prior import PriorSimulation
 from .rollout import PromptSimulation
 from .trainer import TrainSettings
 
@@ -43,11 +44,13 @@ def train(
     settings: TrainSettings = TrainSettings(),
     clips: ClipSettings = ClipSettings(),
     prompts: PromptSimulation = PromptSimulation(),
+    prior: PriorSimulation = PriorSimulation(),
     data: TrainData = TrainData(),
     init: PathLike | None = None,
     config: str = "vos_small",
     image_size: int | None = None,
     init_trunk: PathLike | None = None,
+    previous_mask: bool | None = None,
     device: str | None = None,
     threads: int | None = None,
     command: str | None = None,
@@ -55,7 +58,8 @@ def train(
 ) -> TrainRun:
     """Train into the run folder ``out`` (checkpoints, ``log.jsonl``, validation masks), from ``init`` (a
     checkpoint or official name to fine-tune) or ``config`` from scratch (its trunk from the MAE weights
-    ``init_trunk`` when given); see :func:`~vos.train.setup.starting_model`. ``device`` defaults to CUDA when
+    ``init_trunk`` when given); see :func:`~vos.train.setup.starting_model`, which ``previous_mask`` passes
+    on to. ``prior``: how the previous mask is drawn in training, for a model that tracks with it. ``device`` defaults to CUDA when
     available; ``threads`` sets torch's CPU threads. ``command`` is recorded in the weights' lineage. A run
     folder holding ``last.pt`` is resumed (``log`` says so)."""
     import torch
@@ -67,11 +71,11 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     device = check_device(device)
-    model, lineage = starting_model(init, config, image_size, init_trunk, settings.seed)
+    model, lineage = starting_model(init, config, image_size, init_trunk, settings.seed, previous_mask)
     model = model.to(device)
     sampler = clip_sampler(model.image_size, clips, data.davis, data.split, data.images, data.exclude_images)
     validation = validation_set(data.val_root, data.val_split) if data.val_root else None
-    trainer = Trainer(model, sampler, out, settings, prompts, validation=validation, lineage=lineage,
+    trainer = Trainer(model, sampler, out, settings, prompts, prior, validation=validation, lineage=lineage,
                       run={"command": command} if command else None)
     if trainer.resume() and log:
         log(f"resumed from {Path(out) / 'last.pt'} at step {trainer.step}")

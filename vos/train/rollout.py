@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
@@ -11,9 +12,10 @@ from memory import MemoryBank, MemorySettings
 
 from ..model.interface import HeadOutput
 from ..model.sam2 import SAM2Model
-from ..tracking.core import clicked_heads, memory_from_logits, tracked_heads
+from ..tracking.core import clicked_heads, memory_from_logits, prior_logits, tracked_heads
 from .clips import Clip
 from .loss import step_loss
+from .prior import PriorSimulation, deform_mask
 
 
 @dataclass(frozen=True)
@@ -70,9 +72,11 @@ def rollout(
     rng: np.random.Generator,
     sim: PromptSimulation = PromptSimulation(),
     outputs: dict[int, torch.Tensor] | None = None,
+    prior: PriorSimulation = PriorSimulation(),
 ) -> dict[str, torch.Tensor]:
     """The summed loss terms of one clip, normalised by its number of objects. ``outputs``, when given,
-    receives each frame's chosen mask logits ``(N, 1, S, S)``, detached."""
+    receives each frame's chosen mask logits ``(N, 1, S, S)``, detached. A model that tracks with the
+    previous mask sees, on each tracked frame, what ``prior`` draws for each object."""
     device = model.device
     images, masks = clip.images.to(device), clip.masks.to(device)
     num_frames, num_obj = masks.shape[:2]
@@ -85,6 +89,7 @@ def rollout(
         prompted.append(int(rng.integers(1, num_frames)))
     order = prompted + [t for t in range(num_frames) if t not in prompted]
     totals: dict[str, torch.Tensor] = {}
+    low_res: dict[int, torch.Tensor] = {}  # each done frame's chosen logits (N, 1, h, w), detached
 
     def add(terms: dict[str, torch.Tensor]) -> None:
         for k, v in terms.items():
@@ -105,8 +110,14 @@ def rollout(
                 binarize = True
         else:
             selections = [bank.select(t, num_frames=num_frames) for bank in banks]
-            heads = tracked_heads(model, feats.vision_features[t : t + 1], feats.vision_pos_enc[-1][t : t + 1], high_res, selections)
+            previous = None
+            if cfg.track_with_previous_mask:
+                size = (model.image_size // 4,) * 2
+                previous = prior_logits(_previous_masks(low_res, t, masks[t], size, rng, prior), size, device)
+            heads = tracked_heads(model, feats.vision_features[t : t + 1], feats.vision_pos_enc[-1][t : t + 1], high_res,
+                                  selections, previous)
             add(step_loss(heads, target))
+        low_res[t] = heads.low_res_masks.detach()
         if outputs is not None:
             outputs[t] = heads.high_res_masks.detach()
         # Memories come from the low-resolution logits brought back to full size, as the trackers encode
@@ -115,6 +126,29 @@ def rollout(
         for i, bank in enumerate(banks):
             bank.add(t, memory[i], heads.obj_ptr[i], float(heads.object_score[i, 0].detach()), prompted=t in prompted)
     return totals
+
+
+def _previous_masks(
+    done: dict[int, torch.Tensor], t: int, masks: torch.Tensor, size: tuple[int, int], rng: np.random.Generator,
+    sim: PriorSimulation,
+) -> list[torch.Tensor | None]:
+    """Each object's previous mask on tracked frame ``t`` as :func:`prior_logits` takes it: the model's own
+    latest output before ``t`` (as at inference), nothing, or the true mask ``masks (N, S, S)`` deformed."""
+    earlier = [k for k in done if k < t]
+    out: list[torch.Tensor | None] = []
+    for i in range(len(masks)):
+        r = rng.random()
+        if r < sim.own_prob and earlier:
+            out.append(done[max(earlier)][i : i + 1])
+        elif r < sim.own_prob + sim.none_prob:
+            out.append(None)
+        else:
+            true = masks[i].cpu().numpy()
+            others = masks[[j for j in range(len(masks)) if j != i]].cpu().numpy().any(0) if len(masks) > 1 else None
+            deformed = deform_mask(true, rng, sim, others).astype(np.float32)
+            low = cv2.resize(deformed, size[::-1], interpolation=cv2.INTER_AREA)
+            out.append(torch.from_numpy(low - 0.5)[None, None])  # > 0 where at least half covered
+    return out
 
 
 def _clicked(model: SAM2Model, vision, high_res, masks: torch.Tensor, rng, sim: PromptSimulation, add) -> HeadOutput:

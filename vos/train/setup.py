@@ -20,20 +20,25 @@ PathLike = str | os.PathLike
 
 def starting_model(
     init: PathLike | None = None, config: str = "vos_small", image_size: int | None = None,
-    init_trunk: PathLike | None = None, seed: int = 0,
+    init_trunk: PathLike | None = None, seed: int = 0, previous_mask: bool | None = None,
 ) -> tuple[SAM2Model, list[dict[str, Any]]]:
     """The model to train and the runs it already went through. ``init``: a checkpoint or an official name
     to fine-tune (its lineage goes on); otherwise ``config`` from scratch, seeded, with the trunk from MAE
-    Hiera weights when ``init_trunk`` is given."""
+    Hiera weights when ``init_trunk`` is given. ``previous_mask`` switches the config's
+    ``track_with_previous_mask`` (``None``: as the weights or the config have it)."""
     if init is not None:
         from ..weights.load import load_model
 
         model = load_model(init, image_size=image_size)
+        if previous_mask is not None and previous_mask != model.config.track_with_previous_mask:
+            model = build_model(model.config.replace(track_with_previous_mask=previous_mask), model.state_dict())
         lineage = training_history(init) if Path(init).is_file() else []
         return model, lineage or [{"from": str(init)}]
     cfg = get_config(config)
     if image_size:
         cfg = cfg.replace(image_size=image_size)
+    if previous_mask is not None:
+        cfg = cfg.replace(track_with_previous_mask=previous_mask)
     torch.manual_seed(seed)
     model = build_model(cfg)
     if init_trunk is not None:

@@ -1,4 +1,5 @@
-"""The training loop: AdamW with a warm-up and cosine schedule, gradient clipping, bf16 autocast on GPU,
+"""The training loop: AdamW with a warm-up and cosine schedule, gradient clipping, bf16 autocast on GPUs and on
+CPUs with native bfloat16 arithmetic,
 checkpoints that resume exactly, and a J&F validation pass with the ``evaluation`` code.
 
 Every step draws its clip from a generator seeded by ``(seed, step)``, so a run resumed from a checkpoint
@@ -17,9 +18,11 @@ import torch
 from tqdm import tqdm
 
 from ..model.config import ModelConfig
+from ..model.kernels import CPU_BFLOAT16
 from ..model.sam2 import SAM2Model
 from ..weights.checkpoint import save_model
 from .clips import ClipSampler
+from .prior import PriorSimulation
 from .rollout import PromptSimulation, rollout
 
 
@@ -28,7 +31,19 @@ class TrainSettings:
     """Optimisation: ``steps`` optimiser steps of ``batch`` clips each (their gradients summed one clip at a
     time, so memory is one clip's), peak ``lr`` after ``warmup`` steps, cosine down to ``lr *
     final_lr_ratio``; a checkpoint every ``checkpoint_every`` steps and a validation every ``validate_every``
-    (0: at the end only)."""
+    (0: at the end only). ``precision``: ``"bfloat16"`` runs the forward pass under bfloat16 autocast,
+    ``"float32"`` not, ``"auto"`` where it pays: on a GPU, or on a CPU with native bfloat16 arithmetic
+    (AVX-512 BF16 / AMX; on other CPUs bfloat16 is slower than float32)."""
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"training precision must be auto, float32 or bfloat16, got {self.precision!r}")
+
+    def autocast(self, device: torch.device) -> bool:
+        """Whether the forward pass runs under bfloat16 autocast on ``device``."""
+        if self.precision == "auto":
+            return device.type == "cuda" or (device.type == "cpu" and CPU_BFLOAT16)
+        return self.precision == "bfloat16"
 
     steps: int = 20000
     batch: int = 1
@@ -40,6 +55,7 @@ class TrainSettings:
     seed: int = 0
     checkpoint_every: int = 250
     validate_every: int = 0
+    precision: str = "float32"
 
     def lr_at(self, step: int) -> float:
         if step < self.warmup:
@@ -83,6 +99,7 @@ class Trainer:
         out_dir: str | Path,
         settings: TrainSettings = TrainSettings(),
         prompts: PromptSimulation = PromptSimulation(),
+        prior: PriorSimulation = PriorSimulation(),
         validation: tuple[Path, list[str]] | None = None,
         lineage: list[dict] = (),
         run: dict | None = None,
@@ -92,6 +109,7 @@ class Trainer:
         self.out = Path(out_dir)
         self.settings = settings
         self.prompts = prompts
+        self.prior = prior
         self.validation = validation
         self.lineage = list(lineage)
         self.run_info = dict(run or {})
@@ -103,6 +121,8 @@ class Trainer:
         """The lineage of the current weights, this run included."""
         this = {**self.run_info, "settings": asdict(self.settings), "clips": asdict(self.sampler.settings),
                 "prompts": asdict(self.prompts), "steps_done": self.step}
+        if self.model.config.track_with_previous_mask:
+            this["prior"] = asdict(self.prior)
         return self.lineage + [json.loads(json.dumps(this))]  # plain values only, as a safe load needs
 
     def save(self) -> Path:
@@ -146,8 +166,8 @@ class Trainer:
             rng = np.random.default_rng([s.seed, self.step, i])
             torch.manual_seed((s.seed * 1_000_003 + self.step) * 64 + i)
             clip = self.sampler.sample(rng)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                terms = rollout(self.model, clip, rng, self.prompts)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=s.autocast(device)):
+                terms = rollout(self.model, clip, rng, self.prompts, prior=self.prior)
             if not terms:  # every frame was prompted with its mask (a short clip): nothing to learn from
                 continue
             loss = sum(terms.values())
