@@ -566,7 +566,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a command. Exit status 0 on success, 2 on an error (one line on stderr naming the file, frame,
-    object or key; files already written stay complete), 130 when interrupted with Ctrl-C."""
+    object or key; files already written stay complete), 130 when interrupted with Ctrl-C; ``vos track
+    --manifest``: 1 when an entry failed (the others ran; the summary says why)."""
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in trained weights' lineage
     from streams.redact import remember_secrets
