@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from threads_under_load import cpu_name  # benchmarks/, the script's folder, is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 DAVIS = ROOT.parent / "shared" / "data" / "davis2016-train-240p"
@@ -77,7 +77,7 @@ def environment() -> dict[str, str]:
 def run(setting: str, manifest: Path) -> dict:
     start = time.perf_counter()
     result = subprocess.run(command(setting, manifest), env=environment(), capture_output=True, text=True,
-                            cwd=manifest.parent)
+                            cwd=manifest.parent, check=False)
     seconds = time.perf_counter() - start
     if result.returncode:
         raise RuntimeError(f"{' '.join(command(setting, manifest))} failed:\n{result.stdout[-2000:]}\n"
@@ -124,17 +124,7 @@ def kill_and_resume(run_dir: Path, entries: list[dict], kill_after: int, setting
             "rerun": second, "rerun_done": by_status["done"], "rerun_skipped": by_status["skipped"],
             "rerun_failed": by_status["failed"],
             "only_the_rest_ran": sorted(by_status["skipped"]) == sorted(finished)
-            and sorted(by_status["done"]) == sorted(set(o.name for o in outs) - set(finished))}
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+            and sorted(by_status["done"]) == sorted({o.name for o in outs} - set(finished))}
 
 
 def main() -> None:

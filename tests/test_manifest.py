@@ -250,7 +250,7 @@ def test_torchrun_with_two_processes_writes_the_same_outputs(data, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "vos", "track", "--manifest", str(sharded), "--checkpoint", str(checkpoint),
            "--summary", str(tmp_path / "summary.json")]
-    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode != 0, run.stdout  # line 5 failed
     assert "[process 1/2] entry 1 of 3: line 1" in run.stdout and "[process 2/2] entry 1 of 2: line 2" in run.stdout
     assert "5 entries: 4 done, 0 skipped (finished before), 1 failed; " in run.stdout
