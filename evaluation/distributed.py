@@ -32,6 +32,13 @@ class Shard:
         """This process's share of ``items``."""
         return items[self.rank :: self.world_size]
 
+    def barrier(self) -> None:
+        """Wait until every process gets here (a decision every process must take from the same state)."""
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
     def gather(self, value: Any) -> list[Any] | None:
         """Every process's ``value``, in rank order, on rank 0 (``None`` elsewhere)."""
         if self.world_size == 1:

@@ -103,6 +103,10 @@ def _cli_prompts(args: argparse.Namespace) -> list:
 
 
 def _track(args: argparse.Namespace) -> int:
+    if args.manifest:
+        return _track_manifest(args)
+    if args.input is None:
+        raise ValueError("vos track needs a video (a file or a folder of frames), or --manifest FILE.jsonl")
     if args.everything:
         return _track_everything(args)
     from .jobs.track import check_out_dir, check_request, track_settings, track_video
@@ -123,6 +127,27 @@ def _track(args: argparse.Namespace) -> int:
         if path is not None:
             print(f"wrote {path}")
     return 0
+
+
+def _track_manifest(args: argparse.Namespace) -> int:
+    from .jobs.manifest import run_manifest
+
+    given = [name for name, value in (("a video", args.input), ("--out", args.out), ("--prompts", args.prompts),
+                                      ("--point/--box/--mask", args.prompt_items), ("--everything", args.everything))
+             if value]
+    if given:
+        raise ValueError(f"--manifest gives each entry its video, prompts and output folder: {', '.join(given)} "
+                         "cannot be given with it")
+    run = run_manifest(args.manifest, masks=args.masks, overlay=not args.no_video, overwrite=args.overwrite,
+                       checkpoint=args.checkpoint, onnx=args.runtime[1], config=args.config, image_size=args.image_size,
+                       precision=args.precision, device=args.device, summary=args.summary,
+                       log=lambda line: print(line, flush=True))
+    if run is None:  # a torchrun worker: rank 0 reports
+        return 0
+    for line in run.lines():
+        print(line)
+    print(f"wrote {run.summary}")
+    return 1 if run.failed else 0
 
 
 def _app(args: argparse.Namespace) -> int:
@@ -359,9 +384,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="track objects through a video file or a frame folder from clicks, boxes or masks",
         description="Prompts apply to the object (--obj) and frame (--frame) given before them, e.g. "
         "'--obj 1 --point 120,80 --obj 2 --box 10,10,60,90'. Tracking runs forward from the earliest prompted "
-        "frame to the end, then backward to frame 0. Writes OUT/overlay.mp4 and OUT/masks/.",
+        "frame to the end, then backward to frame 0. Writes OUT/overlay.mp4 and OUT/masks/. "
+        "With --manifest, many videos in one run (under 'torchrun --nproc-per-node N -m vos track --manifest ...' "
+        "shared out over the processes and GPUs): each entry's OUT/done.json is written last, once its outputs are "
+        "complete, so running the same command again after a stop or a kill skips the finished entries and redoes "
+        "the unfinished ones (--overwrite replaces other outputs in an entry's folder; to redo a finished entry, delete its done.json). The manifest is checked whole before anything runs; an entry that fails (a corrupt "
+        "video) is reported in the summary and the others go on. Exit status: 0 when every entry is finished, 1 "
+        "when one failed, 2 for a mistake in the manifest or the options.",
     )
-    p.add_argument("input", help="a video file or a folder of frames (sorted numerically)")
+    p.add_argument("input", nargs="?", help="a video file or a folder of frames (sorted numerically)")
+    p.add_argument("--manifest", metavar="FILE.jsonl",
+                   help="track many videos: one JSON object a line, {\"video\": ..., \"prompts\": ..., \"out\": ...} "
+                   "(a video file or frame folder, a prompt list in the --prompts format or the path of such a "
+                   "file, an output folder; paths relative to the manifest's folder). The other options apply to "
+                   "every entry. Resumable: finished entries (OUT/done.json) are skipped")
+    p.add_argument("--summary", metavar="JSON",
+                   help="with --manifest: where to write the summary of done, skipped and failed entries (default: "
+                   "<manifest>.summary.json beside the manifest)")
     _add_prompt_options(p, live=False)
     _add_everything_options(p)
     p.add_argument("--out", help="output folder (default vos-out/<input name>)")
@@ -527,7 +566,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a command. Exit status 0 on success, 2 on an error (one line on stderr naming the file, frame,
-    object or key; files already written stay complete), 130 when interrupted with Ctrl-C."""
+    object or key; files already written stay complete), 130 when interrupted with Ctrl-C; ``vos track
+    --manifest``: 1 when an entry failed (the others ran; the summary says why)."""
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in trained weights' lineage
     from streams.redact import remember_secrets

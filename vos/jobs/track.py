@@ -46,7 +46,7 @@ class TrackOutputs:
         """What is on disk, for messages: ``masks of frames 0-32 in out/masks, out/overlay.mp4 with frames 0-24``."""
         parts = []
         if self.masks is not None:
-            parts.append(f"masks of frames {_ranges(self.mask_frames)} in {self.masks}" if self.mask_frames
+            parts.append(f"masks of frames {index_ranges(self.mask_frames)} in {self.masks}" if self.mask_frames
                          else f"no masks in {self.masks}")
         if self.overlay is not None:
             if not self.overlay.exists():
@@ -66,7 +66,7 @@ class TrackInterrupted(KeyboardInterrupt):
         self.kept = kept
 
 
-def _ranges(indices: list[int]) -> str:
+def index_ranges(indices: list[int]) -> str:
     """``[0, 1, 2, 5, 6]`` -> ``"0-2, 5-6"``."""
     out, ordered = [], sorted(set(indices))
     first = prev = ordered[0]

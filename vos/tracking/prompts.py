@@ -264,14 +264,20 @@ def read_prompt_file(path) -> list[FramePrompt]:
     except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8 text, nested beyond Python's stack
         reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
         raise PromptError(f"{path}: not valid JSON: {reason}") from None
+    return prompts_from_json(entries, str(path), path.parent)
+
+
+def prompts_from_json(entries, source: str, base: Path) -> list[FramePrompt]:
+    """Prompts from the decoded JSON of :func:`read_prompt_file` (a list of prompt objects, or one object),
+    wherever it was written: ``source`` names it in messages, mask paths are relative to the folder ``base``."""
     if isinstance(entries, dict):
         entries = [entries]
     if not isinstance(entries, list) or not entries:
-        raise PromptError(f"{path}: expected a non-empty list of prompts")
+        raise PromptError(f"{source}: expected a non-empty list of prompts")
     out = []
     allowed = {"frame", "obj_id", "points", "labels", "box", "mask"}
     for i, entry in enumerate(entries):
-        where = f"{path}, prompt {i}"
+        where = f"{source}, prompt {i}"
         if not isinstance(entry, dict):
             raise PromptError(f"{where}: expected an object with frame, obj_id and points/box/mask")
         unknown = sorted(set(entry) - allowed)
@@ -283,7 +289,7 @@ def read_prompt_file(path) -> list[FramePrompt]:
         if entry.get("mask") is not None:
             if not isinstance(entry["mask"], str):
                 raise PromptError(f"{where}: mask must be the path of a PNG file, got {shown(entry['mask'])}")
-            mask = read_mask_png(path.parent / entry["mask"], obj_id)
+            mask = read_mask_png(base / entry["mask"], obj_id)
         prompt = Prompt.make(entry.get("points"), entry.get("labels"), entry.get("box"), mask, where=where)
         out.append(FramePrompt(frame, obj_id, prompt))
     return out
