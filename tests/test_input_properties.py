@@ -32,6 +32,8 @@ from vos.export.format import (
     graph_specs,
 )
 from vos.export.runtime import read_manifest
+from vos.jobs.manifest import ManifestError
+from vos.jobs.manifest import read_manifest as read_manifest_file
 from vos.model.config import ModelConfig
 from vos.tracking.prompts import (
     FramePrompt,
@@ -462,3 +464,59 @@ def test_the_app_and_commands_never_print_a_password(client, tmp_path, capsys, u
         assert main([*command, "--checkpoint", str(checkpoint), "--threads", "1"]) == 2
         printed = "".join(capsys.readouterr())
         assert password not in printed and "***" in printed, printed
+
+
+# ---------------------------------------------------------------- the manifest of vos track --manifest
+manifest_prompts = valid_entries.map(lambda entries: [{**e, "obj_id": e["obj_id"] % 255 + 1} for e in entries])
+
+
+@pytest.fixture(scope="module")
+def manifest_dir(tmp_path_factory):
+    base = tmp_path_factory.mktemp("manifest")
+    write_jpegs(moving_shapes(2, (16, 16)), base / "clip")
+    return base
+
+
+def _manifest_file(base: Path, lines: list[str]) -> Path:
+    path = base / "m.jsonl"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+@EXAMPLES
+@given(prompts=st.lists(manifest_prompts, min_size=1, max_size=3), as_file=st.booleans())
+def test_a_valid_manifest_reads_as_the_entries_it_holds(manifest_dir, prompts, as_file):
+    lines = []
+    for i, entry_prompts in enumerate(prompts):
+        spec = entry_prompts
+        if as_file:
+            spec = f"p{i}.json"
+            (manifest_dir / spec).write_text(json.dumps(entry_prompts))
+        lines.append(json.dumps({"video": "clip", "prompts": spec, "out": f"out/{i}"}))
+    entries = read_manifest_file(_manifest_file(manifest_dir, lines))
+    assert [e.line for e in entries] == list(range(1, len(prompts) + 1))
+    for entry, entry_prompts in zip(entries, prompts):
+        assert entry.video == manifest_dir / "clip" and entry.out == manifest_dir / "out" / str(entry.line - 1)
+        read = entry.read_prompts()
+        assert [(p.frame, p.obj_id) for p in read] == [(e["frame"], e["obj_id"]) for e in entry_prompts]
+    assert not (manifest_dir / "out").exists()  # reading writes nothing
+
+
+@EXAMPLES
+@given(lines=st.lists(st.one_of(
+    json_values.map(json.dumps),
+    st.fixed_dictionaries({"video": json_values | st.just("clip"), "prompts": json_values,
+                           "out": json_values | st.just("o")}).map(json.dumps),
+    st.text(max_size=20)), min_size=1, max_size=4))
+def test_any_manifest_reads_or_is_refused_naming_file_and_line(manifest_dir, lines):
+    lines = [line.replace("\r", "").replace("\n", "") for line in lines]
+    path = _manifest_file(manifest_dir, lines)
+    try:
+        entries = read_manifest_file(path)
+    except ManifestError as exc:
+        message = str(exc)
+        assert "\n" not in message and "Traceback" not in message
+        assert f"{path}:" in message or message.endswith("no entries (one JSON object a line: "
+                                                         '{"video": ..., "prompts": ..., "out": ...})'), message
+    else:
+        assert entries and all(e.video.exists() for e in entries)
