@@ -46,7 +46,7 @@ def kept(c: dict[str, np.ndarray], pred_iou: float, stability: float, nms: float
     passed = np.flatnonzero((c["pred_iou"] > pred_iou) & (c["stability"] >= stability))
     if not len(passed):
         return passed
-    scores = torch.as_tensor(c["pred_iou"][passed])
+    scores = torch.as_tensor(c["pred_iou"][passed]).float()
     keep = batched_nms(torch.as_tensor(c["boxes"][passed]).float(), scores, torch.zeros(len(passed)), nms)
     return passed[keep.numpy()]
 

@@ -154,6 +154,17 @@ def test_track_everything_says_why_it_found_nothing(tmp_path):
     assert lines[0].endswith("); lower --pred-iou-thresh")
 
 
+def test_live_everything_says_why_it_found_nothing():
+    from streams import FrameArray
+    from vos.jobs.live import run_live
+
+    lines = []
+    report = run_live(tiny_tracking_model(), FrameArray(moving_shapes(3, (48, 64)), fps=10), [], show=False,
+                      log=lines.append, everything=EverythingSettings(every=0, points_per_side=3), report_every=1e9)
+    assert report.frames == 3
+    assert lines[-1].startswith("0 objects found in 1 search: 0 masks kept of 27 candidates: 27 below predicted IoU 0.8")
+
+
 @pytest.mark.slow
 def test_segment_with_the_embedded_model_at_its_defaults_finds_masks_on_a_real_image(shared_dir, tmp_path, capsys):
     images = shared_dir / "data" / "interactive-images" / "coco-mval" / "images"
