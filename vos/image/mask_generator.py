@@ -165,7 +165,8 @@ class FilterCounts:
                                    best_stability=max(self.best_stability, other.best_stability))
 
     def removed(self) -> dict[str, int]:
-        """How many each filter removed, in words (``"below predicted IoU 0.8"``), for those that removed any."""
+        """How many each filter removed, in words (``"below predicted IoU 0.8 (best 0.69)"``), for those that
+        removed any."""
         words = {"below_pred_iou": f"below predicted IoU {self.pred_iou_thresh:g} (best {self.best_pred_iou:.2f})",
                  "below_stability": f"below stability {self.stability_score_thresh:g} (best {self.best_stability:.2f})",
                  "at_crop_edge": "cut by a crop's edge", "duplicates": "duplicates"}
