@@ -15,3 +15,15 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"shared data folder {SHARED} is absent (it is present in CI)")
     return SHARED
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """The commands choose PyTorch's thread count from the cores free at start-up, a process-wide setting:
+    restored after each test, so that a test's numbers do not depend on the load when an earlier one ran."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch else None
+    yield
+    torch = sys.modules.get("torch")
+    if torch and before and torch.get_num_threads() != before:
+        torch.set_num_threads(before)

@@ -100,6 +100,12 @@ def test_json_object_ids_are_checked_with_the_file_named(frames, ckpt, tmp_path,
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("labels", [[1], [None, []], [[1, 2], [1]], "1"])
+def test_labels_without_points_are_refused_whatever_they_hold(labels):
+    with pytest.raises(PromptError, match="labels were given without points"):
+        Prompt.make(labels=labels, box=[0, 0, 4, 4])
+
+
 def test_api_object_ids_follow_one_rule(model, frames, tmp_path):
     with vos.VideoPredictor(model, frames) as predictor:
         for bad, message in [("a", "object id 'a' is not an integer"), (1.5, "object id 1.5 is not an integer"),

@@ -55,7 +55,7 @@ class Prompt:
                     raise PromptError(f"{where}: click labels must be 1 (object) or 0 (background), got "
                                       f"{shown(values.tolist())}")
                 labels = values.astype(np.int32)
-        elif labels is not None and len(np.asarray(labels).reshape(-1)):
+        elif labels is not None and np.asarray(labels, dtype=object).size:  # object: ragged lists are no error here
             raise PromptError(f"{where}: labels were given without points")
         else:
             labels = None
