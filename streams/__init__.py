@@ -75,9 +75,16 @@ def open_live(spec: str | int, **options) -> FrameSource:
         return Webcam(int(text), **options)
     if text.startswith("/dev/"):
         return Webcam(text, **options)
-    if Path(text).exists():
+    if _exists(text):
         return PacedVideo(text, on_event=options.get("on_event"))
     raise SourceError(f"{text}: not a webcam index, device path, stream URL or existing video file")
+
+
+def _exists(text: str) -> bool:
+    try:
+        return Path(text).exists()
+    except OSError:  # a name too long to be a file, say
+        return False
 
 
 __all__ = sorted([*_WHERE, "open_live", "open_video"])

@@ -282,6 +282,10 @@ def test_vos_live_sources_reports_a_source_that_cannot_be_opened_without_its_pas
     assert "done: rtsp://***@127.0.0.1:9/live: 0 frames" in printed and "stopped: cannot be opened" in printed
     assert "done: all 2 sources: " in printed and f"done: {tmp_path / 'a.mp4'}: " in printed
     assert printed.count("stopped:") == 1  # the file played on
+    sources.write_text(json.dumps([{"source": "rtsp://viewer:hunter22@127.0.0.1:9/live", "prompts": [{"points": [[5, 5]]}]}]))
+    assert main(["live", "--sources", str(sources), "--checkpoint", str(checkpoint)]) == 2
+    error = capsys.readouterr().err
+    assert f"{sources}, source 0: rtsp://***@127.0.0.1:9/live: cannot be opened" in error and "hunter22" not in error
 
 
 @pytest.mark.parametrize("content, message", [
@@ -319,7 +323,7 @@ def test_vos_live_sources_refuses_per_run_prompts_and_bad_files_before_loading_a
 
 
 @pytest.mark.slow
-def test_vos_live_sources_reads_two_rtsp_streams(rtsp, tmp_path, capsys):
+def test_vos_live_sources_reads_two_rtsp_streams(rtsp, tmp_path, capsys):  # noqa: F811 - the fixture
     checkpoint = save_model(tiny_tracking_model(), tmp_path / "tiny.pt")
     sources = tmp_path / "sources.json"
     sources.write_text(json.dumps([

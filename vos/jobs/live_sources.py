@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams import FrameSource
+from streams.latest import LiveSource
 from streams.overlay import Annotator
 from streams.redact import redact_url, remember_secrets
 
@@ -172,7 +173,7 @@ class _Feed:
 
     def __init__(self, source: FrameSource) -> None:
         self.source = source
-        self.live = hasattr(source, "ended")
+        self.live = isinstance(source, LiveSource)
         self._frames: Iterator | None = None if self.live else iter(source)
         self.ended = False
 
@@ -191,6 +192,7 @@ def run_live_sources(
     sources: list[tuple[str, FrameSource, list[FramePrompt], str | os.PathLike | None]],
     *,
     max_frames: int | None = None,
+    max_seconds: float | None = None,
     report_every: float = 1.0,
     log: Callable[[str], None] = print,
     settings: TrackerSettings | None = None,
@@ -198,8 +200,9 @@ def run_live_sources(
     idle_wait: float = 0.002,
 ) -> SourcesReport:
     """Track ``(name, source, first-frame prompts, overlay path or None)`` sources together until each has
-    ended, given ``max_frames`` frames, or failed, or Ctrl-C. A live source gives its newest frame when it
-    has one (a step never waits for a stalled source); any other source gives its next frame each step.
+    ended, given ``max_frames`` frames, or failed, or ``max_seconds`` have passed, or Ctrl-C. A live source
+    gives its newest frame when it has one (a step never waits for a stalled source); any other source gives
+    its next frame each step.
     A source that fails, or sends a frame that cannot be tracked (another size, not RGB), is closed, its
     overlay kept whole, and reported by ``name`` with the reason; the others go on. ``settings`` default to
     :func:`live_settings`; ``batch_frames`` as :class:`MultiStreamTracker` takes it."""
@@ -233,7 +236,7 @@ def run_live_sources(
                 log(f"{r.name}: stopped ({error}); the other sources go on")
 
         try:
-            while feeds:
+            while feeds and (max_seconds is None or time.time() - started < max_seconds):
                 frames = {}
                 for i, feed in list(feeds.items()):
                     try:
@@ -256,6 +259,8 @@ def run_live_sources(
                     continue
                 results = tracker.step({i: f.image for i, f in frames.items()}, {i: first(i) for i in frames})
                 now = time.time()
+                if now - last_report >= report_every:  # before any source stops and frees its banks
+                    report.memory_bytes.append(tracker.memory_bytes())
                 report.steps += 1
                 report.batch += len(frames)
                 for i, frame in frames.items():
@@ -268,7 +273,6 @@ def run_live_sources(
                     if max_frames is not None and r.frames >= max_frames:
                         stop(i)
                 if now - last_report >= report_every:
-                    report.memory_bytes.append(tracker.memory_bytes())
                     for i in feeds:
                         update_report(report.sources[i], sources[i][1], started)
                         log(report.sources[i].line())
@@ -320,9 +324,10 @@ def live_sources(
             log(f"reading {entry.name}: {stream.size[1]}x{stream.size[0]}"
                 + (f" at {stream.fps:g} fps" if stream.fps else "") + (f", writing {entry.out}" if entry.out else ""))
         if not opened:
-            raise SourceError(f"{entries[0].where}: {reports[0].error} (and no other source could be opened)")
-        report = run_live_sources(model, [(entries[k].name, s, entries[k].prompts, entries[k].out) for k, s in opened.items()],
-                                  log=log, **options)
+            more = f" (none of the {len(entries)} sources could be opened)" if len(entries) > 1 else ""
+            raise SourceError(f"{entries[0].where}: {entries[0].name}: {reports[0].error}{more}")
+        running = [(entries[k].name, stream, entries[k].prompts, entries[k].out) for k, stream in opened.items()]
+        report = run_live_sources(model, running, log=log, **options)
     reports.update(zip(opened, report.sources))
     report.sources = [reports[k] for k in range(len(entries))]
     return report

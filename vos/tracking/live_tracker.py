@@ -1,4 +1,5 @@
-"""The live trackers: frames arrive one at a time and never end; memory and time per frame stay flat. One\nstream (:class:`LiveTracker`) or several served by one model (:class:`MultiStreamTracker`)."""
+"""The live trackers: frames arrive one at a time and never end; memory and time per frame stay flat. One
+stream (:class:`LiveTracker`) or several served by one model (:class:`MultiStreamTracker`)."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -156,7 +157,9 @@ class MultiStreamTracker:
         results = tracker.step({"door": next_door_frame})  # the yard had no new frame
     """
 
-    def __init__(self, model: TrackingModel, settings: TrackerSettings | None = None, batch_frames: bool = True) -> None:
+    def __init__(
+        self, model: TrackingModel, settings: TrackerSettings | None = None, batch_frames: bool = True
+    ) -> None:
         self.model = model
         self.settings = settings or TrackerSettings.live()
         self.batch_frames = batch_frames
