@@ -24,24 +24,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from threads_under_load import cpu_name  # benchmarks/, the script's folder, is on sys.path
+
+# benchmarks/, the script's folder, is on sys.path
+from live_latency import start_rtsp_server
+from threads_under_load import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVER = ROOT / "tests" / "rtsp_server.py"
 MODELS = {"embedded": "the embedded vos model", "hiera_t-512": "sam2.1_hiera_tiny at 512 px (random weights)"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def load(name: str):
@@ -62,9 +57,8 @@ def worker(spec: dict) -> dict:
     from streams import NetworkStream
     from vos.jobs.live import run_live
     from vos.jobs.live_sources import run_live_sources
-    from vos.tracking.prompts import FramePrompt, Prompt
-
     from vos.model.device import use_cpu_threads
+    from vos.tracking.prompts import FramePrompt, Prompt
 
     threads = use_cpu_threads(spec["threads"]).threads  # None: what vos live chooses, from the cores free now
     model = load(spec["model"])
@@ -184,13 +178,8 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))), flush=True)
         return
-    port = free_port()
-    server = subprocess.Popen(["/usr/bin/python3", str(SERVER), str(port), "30", "320", "240"],
-                              stdout=subprocess.PIPE, text=True)
+    server, url = start_rtsp_server(30, 320, 240)
     try:
-        if server.stdout.readline().strip() != "ready":
-            raise SystemExit("the RTSP server did not start (GStreamer's RTSP server installed?)")
-        url = f"rtsp://127.0.0.1:{port}/live"
         rows = []
         for model in args.models:
             for count in args.counts:
