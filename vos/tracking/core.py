@@ -279,8 +279,9 @@ class InferenceCore:
         """Several frames ``(H_i, W_i, 3)`` RGB ``uint8`` (of any sizes, from different videos, say) -> one
         :class:`EncodedFrame` each, with frame index ``indices[i]`` and ``sizes[i]`` as in :meth:`encode`.
         With ``batch`` and a model that takes several images at once (``batches_images``), all go through
-        the image encoder in one call, which costs less per frame than one call each (about half on 2 CPU
-        cores at 4 frames); features then differ from :meth:`encode`'s by float rounding (about 1e-6)."""
+        the image encoder in one call, which costs less per frame than one call each (about half at 4 frames
+        on 2 CPU threads with the cores free, about a tenth on one thread); features then differ from
+        :meth:`encode`'s by float rounding (about 1e-6)."""
         sizes = sizes or [None] * len(images)
         x = [preprocess(image, self.model.image_size, self.device, self.settings.resize) for image in images]
         if batch and self.model.batches_images and len(x) > 1:

@@ -172,7 +172,7 @@ class MultiStreamTracker:
 
     def remove(self, key: Hashable) -> None:
         """Stop tracking a stream and forget its objects; the others are unaffected."""
-        self[key]
+        self[key]  # raises for a stream not tracked
         del self.streams[key]
 
     def memory_bytes(self) -> int:
