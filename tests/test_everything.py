@@ -3,6 +3,7 @@ and the command line (``vos segment``, ``vos track/live --everything``)."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -15,8 +16,8 @@ from vos.cli import main
 from vos.tracking.everything import EverythingSettings, EverythingTracker, new_objects
 from vos.tracking.prompts import Prompt, PromptError
 
-# The embedded model's click masks score low (predicted IoU about 0.4, stability about 0.15): lenient
-# filters let its generator find objects.
+# The embedded model's click masks score low (predicted IoU about 0.4, stability about 0.15); its own
+# defaults (vos_small's GeneratorDefaults) are lenient too, but these tests give explicit values, which win.
 LENIENT = dict(pred_iou_thresh=0.3, stability_score_thresh=0.1)
 
 
@@ -38,11 +39,15 @@ def test_new_objects_are_the_uncovered_large_masks_best_first():
     nested = _box_mask(28, 38, 45, 58)                 # inside the new one, taken just before it
     tiny = _box_mask(0, 3, 50, 53)
     records = [_record(m) for m in (tracked_again, new, nested, half_covered, tiny)]
-    out = new_objects(records, covered, max_covered=0.2, min_area=20, limit=10)
+    rejected = Counter()
+    out = new_objects(records, covered, max_covered=0.2, min_area=20, limit=10, rejected=rejected)
     assert [m.sum() for m in out] == [new.sum()]
+    assert rejected == {"already covered": 3, "smaller than 20 px": 1}
     out = new_objects(records, covered, max_covered=0.3, min_area=5, limit=10)
     assert [m.sum() for m in out] == [new.sum(), half_covered.sum(), tiny.sum()]
-    assert len(new_objects(records, covered, max_covered=0.3, min_area=5, limit=1)) == 1
+    rejected = Counter()
+    assert len(new_objects(records, covered, max_covered=0.3, min_area=5, limit=1, rejected=rejected)) == 1
+    assert rejected == {"already covered": 1, "beyond max_objects": 3}
     assert covered.sum() == 400  # the caller's mask is not modified
 
 

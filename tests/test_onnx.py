@@ -317,6 +317,27 @@ def test_a_manifest_that_claims_another_config_is_refused(embedded, copy_of):
         OnnxModel(folder)
 
 
+def test_an_export_written_before_a_config_field_was_added_still_loads(embedded, copy_of):
+    """An older vos wrote the manifest's config, and the digest in each graph, without the fields added since
+    (here the generator's defaults): the graphs match the manifest as stored, and the config reads the
+    missing fields from the known config of its name."""
+    import onnx
+
+    from vos.export.format import CONFIG_KEY, config_digest, sha256
+
+    _, model, _ = embedded
+    folder = copy_of()
+    manifest = json.loads((folder / MANIFEST).read_text())
+    del manifest["config"]["generator"]
+    for entry in manifest["graphs"].values():
+        graph = onnx.load(str(folder / entry["file"]))
+        onnx.helper.set_model_props(graph, {CONFIG_KEY: config_digest(manifest["config"])})
+        onnx.save(graph, str(folder / entry["file"]))
+        entry["sha256"] = sha256(folder / entry["file"])
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    assert OnnxModel(folder).config == model.config
+
+
 @pytest.mark.parametrize("change", [{"num_maskmem": 3}, {"use_signed_tpos_enc_to_obj_ptrs": False},
                                     {"multimask_output_in_sam": False}])
 def test_graphs_exported_from_another_config_than_the_manifest_claims_are_refused(embedded, copy_of, change):

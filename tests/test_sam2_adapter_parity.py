@@ -40,31 +40,38 @@ def _bedroom_frames(shared_dir, count: int) -> list[np.ndarray]:
                 return frames
 
 
-@pytest.fixture(scope="module")
-def folder(shared_dir, tmp_path_factory):
+def _jpeg_folder(shared_dir, tmp_path_factory, count: int):
     out = tmp_path_factory.mktemp("bedroom")
-    for i, image in enumerate(_bedroom_frames(shared_dir, NUM_FRAMES)):  # 960x540, as a user's frames
+    for i, image in enumerate(_bedroom_frames(shared_dir, count)):  # 960x540, as a user's frames
         Image.fromarray(image).save(out / f"{i:05d}.jpg", quality=95)
     return out
 
 
-@pytest.fixture(scope="module", params=CONFIGS, ids=["sam2.1_hiera_t", "sam2_hiera_s"])
-def predictors(request, tmp_path_factory):
-    """(official, vos) predictors built from one checkpoint file by the two builders."""
-    config = request.param
-    model = sam2_build.build_sam2_video_predictor(config, None, device="cpu", hydra_overrides_extra=OVERRIDES)
+@pytest.fixture(scope="module")
+def folder(shared_dir, tmp_path_factory):
+    return _jpeg_folder(shared_dir, tmp_path_factory, NUM_FRAMES)
+
+
+def _predictor_pair(config: str, overrides: list[str], tmp_path_factory):
+    """(official, vos) predictors built from one checkpoint file (random weights) by the two builders."""
+    model = sam2_build.build_sam2_video_predictor(config, None, device="cpu", hydra_overrides_extra=overrides)
     model.load_state_dict(random_state_dict(model.state_dict(), seed=3))
     set_presence(model, 2.0)
     checkpoint = tmp_path_factory.mktemp("checkpoint") / "random.pt"
     torch.save({"model": model.state_dict()}, checkpoint)
     official = sam2_build.build_sam2_video_predictor(config, str(checkpoint), device="cpu",
-                                                     hydra_overrides_extra=OVERRIDES)
+                                                     hydra_overrides_extra=overrides)
     # The official CPU memory attention fails on bfloat16 memories reaching it alone (an object tracked
     # before its only prompt, with no pointer to promote them); promote them as the concatenation does.
     promote_memories(official)
     ours = sam2_compat.build_sam2_video_predictor(config, str(checkpoint), device="cpu",
-                                                  hydra_overrides_extra=OVERRIDES)
+                                                  hydra_overrides_extra=overrides)
     return official, ours
+
+
+@pytest.fixture(scope="module", params=CONFIGS, ids=["sam2.1_hiera_t", "sam2_hiera_s"])
+def predictors(request, tmp_path_factory):
+    return _predictor_pair(request.param, OVERRIDES, tmp_path_factory)
 
 
 def _points(xy, labels):
@@ -173,3 +180,85 @@ def test_an_mp4_file_is_read_as_the_official_predictor_reads_it(predictors, mp4)
         return out + [(f"frame {f}", list(ids), m) for f, ids, m in p.propagate_in_video(state, 0, 3)]
 
     _compare(_run(official, mp4, scenario), _run(ours, mp4, scenario))
+
+
+# ---------------------------------------------------------------------- objects added after tracking started
+# At the official configs' input size: a late object's prompt frame, where the objects tracked so far have no
+# output yet (issue 31), through both builders, for the two smallest SAM 2.1 models.
+FULL_SIZE = 1024
+FULL_SIZE_OVERRIDES = [f"++model.image_size={FULL_SIZE}"] + ([] if FILLS_HOLES else ["++model.fill_hole_area=0"])
+TINY, SMALL = "configs/sam2.1/sam2.1_hiera_t.yaml", "configs/sam2.1/sam2.1_hiera_s.yaml"
+SHORT_FRAMES = 4
+
+
+@pytest.fixture(scope="module")
+def full_size_predictors(tmp_path_factory):
+    """Predictor pairs by config, built on first use: each costs seconds and its runs at 1024 px more."""
+    pairs = {}
+
+    def get(config: str):
+        if config not in pairs:
+            pairs[config] = _predictor_pair(config, FULL_SIZE_OVERRIDES, tmp_path_factory)
+        return pairs[config]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def short_folder(shared_dir, tmp_path_factory):
+    return _jpeg_folder(shared_dir, tmp_path_factory, SHORT_FRAMES)
+
+
+def late_object_scenario(first: int, tracked: int, late: list[tuple[int, str]], correction: int,
+                         reverse_from: int | None):
+    """Object 1 clicked on frame ``first`` and tracked ``tracked`` frames on; objects 2, 3, ... added, one for
+    each ``(frame, "box" or "click")`` of ``late``, on frames outside that range (object 1 has no output there);
+    a negative click added to object 1's tracked frame ``correction``; then the whole video forward, and
+    backward from frame ``reverse_from`` unless it is ``None``."""
+
+    def scenario(p, state):
+        out = []
+        points, labels = _points([[420, 300]], [1])
+        out.append(_output("click", p.add_new_points_or_box(state, first, 1, points=points, labels=labels)))
+        out += [(f"first pass {f}", list(ids), m) for f, ids, m in p.propagate_in_video(state, max_frame_num_to_track=tracked)]
+        for obj_id, (frame, kind) in enumerate(late, 2):
+            if kind == "box":
+                added = p.add_new_points_or_box(state, frame, obj_id, box=np.array([100, 80, 380, 400], np.float32))
+            else:
+                points, labels = _points([[240 + 40 * obj_id, 240]], [1])
+                added = p.add_new_points_or_box(state, frame, obj_id, points=points, labels=labels)
+            out.append(_output(f"object {obj_id}: {kind} on frame {frame}", added))
+        points, labels = _points([[600, 200]], [0])
+        out.append(_output(f"correction {correction}",
+                           p.add_new_points_or_box(state, correction, 1, points=points, labels=labels,
+                                                   clear_old_points=False)))
+        out += [(f"forward {f}", list(ids), m) for f, ids, m in p.propagate_in_video(state)]
+        if reverse_from is not None:
+            out += [(f"reverse {f}", list(ids), m)
+                    for f, ids, m in p.propagate_in_video(state, start_frame_idx=reverse_from, reverse=True)]
+        return out
+
+    return scenario
+
+
+# At 1024 px each run costs minutes on a CI CPU, so each model meets both sides and both prompt kinds in one
+# run (tiny: a click before, a box after; small: the other way round) forward only; the whole video, forward
+# and backward, runs for tiny.
+@pytest.mark.slow
+@pytest.mark.parametrize("config, before, after", [(TINY, "click", "box"), (SMALL, "box", "click")],
+                         ids=["sam2.1_hiera_t", "sam2.1_hiera_s"])
+def test_late_objects_prompt_frames_at_full_size(full_size_predictors, short_folder, config, before, after):
+    """A 4-frame clip: object 1 clicked on frame 1 and tracked on frame 2; object 2 prompted on frame 0, before
+    them, and object 3 on frame 3, after them; a correction of object 1 on frame 2; the clip forward."""
+    official, ours = full_size_predictors(config)
+    scenario = late_object_scenario(1, 1, [(0, before), (3, after)], 2, None)
+    _compare(_run(official, short_folder, scenario), _run(ours, short_folder, scenario))
+
+
+@pytest.mark.slow
+def test_the_issue_sequence_on_the_whole_video_at_full_size(full_size_predictors, folder):
+    """Issue 31's calls on 8 frames with hiera_t: a click on frame 0, tracked to frame 3; a box for a second
+    object on frame 4; a negative click on frame 2; the whole video forward, then backward from frame 7."""
+    official, ours = full_size_predictors(TINY)
+    scenario = late_object_scenario(0, 3, [(4, "box")], 2, NUM_FRAMES - 1)
+    _compare(_run(official, folder, scenario), _run(ours, folder, scenario))

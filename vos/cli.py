@@ -260,7 +260,8 @@ def _track_everything(args: argparse.Namespace) -> int:
     model = _tracking_model(args)
     frames, found = track_everything(model, args.input, out, settings=_everything_settings(args),
                                      overlay=not args.no_video, masks=args.masks,
-                                     tracker_settings=track_settings(args.precision), overwrite=args.overwrite)
+                                     tracker_settings=track_settings(args.precision), overwrite=args.overwrite,
+                                     log=print)
     print(f"found and tracked {found} object(s) over {frames} frames")
     for path in (out / "overlay.mp4" if not args.no_video else None, out / "masks" if args.masks != "none" else None):
         if path is not None:
@@ -277,10 +278,16 @@ def _add_everything_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--points-per-side", type=int, default=16,
                    help="with --everything: the generator's grid of clicks per side (default 16)")
     p.add_argument("--max-objects", type=int, default=32, help="with --everything: objects tracked at once (default 32)")
-    p.add_argument("--pred-iou-thresh", type=float, default=0.8,
-                   help="with --everything: the generator's predicted-IoU filter (default 0.8; lower for weak models)")
-    p.add_argument("--stability-score-thresh", type=float, default=0.95,
-                   help="with --everything: the generator's stability filter (default 0.95)")
+    _add_filter_options(p, "with --everything: ")
+
+
+def _add_filter_options(p: argparse.ArgumentParser, when: str = "") -> None:
+    """The generator's filters whose defaults depend on the model (vos.model.config.GeneratorDefaults)."""
+    p.add_argument("--pred-iou-thresh", type=float, default=None,
+                   help=f"{when}keep masks whose predicted IoU is above this (default: the model's; 0.8 for SAM 2 "
+                   "checkpoints)")
+    p.add_argument("--stability-score-thresh", type=float, default=None,
+                   help=f"{when}keep masks at least this stable (default: the model's; 0.95 for SAM 2 checkpoints)")
 
 
 def _segment(args: argparse.Namespace) -> int:
@@ -519,8 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="model checkpoint (file or official name); default: the embedded vos model")
     p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
     p.add_argument("--points-per-side", type=int, default=32, help="clicks per side of the grid (default 32)")
-    p.add_argument("--pred-iou-thresh", type=float, default=0.8, help="keep masks whose predicted IoU is above this")
-    p.add_argument("--stability-score-thresh", type=float, default=0.95, help="keep masks at least this stable")
+    _add_filter_options(p)
     p.add_argument("--box-nms-thresh", type=float, default=0.7, help="box IoU above which a mask is a duplicate")
     p.add_argument("--crop-n-layers", type=int, default=0, help="layers of image crops to run again (default 0)")
     p.add_argument("--min-mask-region-area", type=int, default=0,

@@ -45,8 +45,11 @@ def check_exportable(config: ModelConfig) -> None:
                          "(Hiera trunks); EdgeTAM and EfficientTAM are not exported yet")
 
 
-def config_digest(config: ModelConfig) -> str:
-    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()
+def config_digest(config: ModelConfig | dict) -> str:
+    """The digest of a config, or of a config as a manifest stores it (so that a manifest written before a
+    config field was added still matches its graphs)."""
+    data = config if isinstance(config, dict) else config.to_dict()
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def require(module: str):

@@ -153,7 +153,7 @@ class OnnxModel(TrackingModel):
             except Exception as exc:  # ONNX Runtime raises its own types for unreadable graphs
                 raise OnnxExportError(f"{path}: ONNX Runtime cannot load it: {exc}") from None
             _check_session(session, spec, path, self._model_name)
-            if session.get_modelmeta().custom_metadata_map.get(CONFIG_KEY) != config_digest(self.config):
+            if session.get_modelmeta().custom_metadata_map.get(CONFIG_KEY) != config_digest(self.manifest.data["config"]):
                 raise OnnxExportError(f"{path} was exported from another model config than the one {where} claims "
                                       f"({self._model_name}): export the model again")
             self.sessions[name] = session

@@ -8,14 +8,22 @@ stability (the IoU of the mask thresholded at ``mask_threshold ± stability_scor
 ``stability_score_thresh``; masks touching a crop's inner edge are dropped; box non-maximum suppression
 removes duplicates within a crop (by predicted IoU) and then between crops (preferring smaller crops).
 
+Where the filters sit depends on how a model's scores are calibrated: ``pred_iou_thresh``,
+``stability_score_thresh`` and ``stability_score_offset`` left out (``None``) are the model's
+(:class:`vos.model.config.GeneratorDefaults`; SAM 2's 0.8 / 0.95 / 1.0 for official checkpoints). Every run counts
+what became of its candidates (:class:`FilterCounts`), so a run that keeps nothing can say which filter removed them.
+
 The results equal the official generator's, in the same order. Two things are done more cheaply: the
 predicted-IoU filter runs before the masks are upscaled to the image, and the upscaled masks are handled a
 few at a time, so memory stays at a few full-size masks instead of ``3 x points_per_batch`` of them.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -125,6 +133,72 @@ def xywh(box) -> list[float]:
     return [x0, y0, x1 - x0, y1 - y0]
 
 
+# ---------------------------------------------------------------------- settings and counts
+def generator_setting(model: SAM2Model, name: str, value: Any = None) -> Any:
+    """The generator setting ``name`` (a field of :class:`vos.model.config.GeneratorDefaults`) for ``model``:
+    ``value`` when given, else the model config's default."""
+    return getattr(model.config.generator, name) if value is None else value
+
+
+@dataclass
+class FilterCounts:
+    """What became of one image's candidate masks (one per click and decoder output): each is counted once,
+    under the first filter that removed it (in the order below), or as kept, so the counts add up to
+    ``candidates``. ``pred_iou_thresh`` and ``stability_score_thresh`` are the filters it counted against;
+    ``best_pred_iou`` and ``best_stability`` the highest scores the candidates that reached each filter had
+    (where a threshold would let some through). Counts of several runs add up with ``+``."""
+
+    pred_iou_thresh: float
+    stability_score_thresh: float
+    candidates: int = 0
+    below_pred_iou: int = 0
+    below_stability: int = 0
+    at_crop_edge: int = 0  # cut off by the inner edge of a crop
+    duplicates: int = 0  # box non-maximum suppression, within a crop and then between crops
+    kept: int = 0
+    best_pred_iou: float = 0.0
+    best_stability: float = 0.0
+
+    def __add__(self, other: FilterCounts) -> FilterCounts:
+        return dataclasses.replace(self, **{name: getattr(self, name) + getattr(other, name) for name in _COUNTS},
+                                   best_pred_iou=max(self.best_pred_iou, other.best_pred_iou),
+                                   best_stability=max(self.best_stability, other.best_stability))
+
+    def removed(self) -> dict[str, int]:
+        """How many each filter removed, in words (``"below predicted IoU 0.8 (best 0.69)"``), for those that
+        removed any."""
+        words = {"below_pred_iou": f"below predicted IoU {self.pred_iou_thresh:g} (best {self.best_pred_iou:.2f})",
+                 "below_stability": f"below stability {self.stability_score_thresh:g} (best {self.best_stability:.2f})",
+                 "at_crop_edge": "cut by a crop's edge", "duplicates": "duplicates"}
+        return {text: getattr(self, name) for name, text in words.items() if getattr(self, name)}
+
+    def line(self, option: Callable[[str], str] = str) -> str:
+        """``"0 masks kept of 3072 candidates: 2950 below predicted IoU 0.8 (best 0.84), 122 below stability 0.95
+        (best 0.91); lower pred_iou_thresh / stability_score_thresh"``: the advice, only when nothing is kept, names the
+        thresholds that removed candidates, each as ``option`` spells it (``--pred-iou-thresh`` on the command
+        line)."""
+        text = f"{self.kept} mask{'s' * (self.kept != 1)} kept of {self.candidates} candidates"
+        removed = self.removed()
+        if removed:
+            text += ": " + ", ".join(f"{n} {what}" for what, n in removed.items())
+        lower = [option(name) for name, count in (("pred_iou_thresh", self.below_pred_iou),
+                                                  ("stability_score_thresh", self.below_stability)) if count]
+        if not self.kept and lower:
+            text += "; lower " + " / ".join(lower)
+        return text
+
+
+_COUNTS = ("candidates", "below_pred_iou", "below_stability", "at_crop_edge", "duplicates", "kept")
+
+
+@dataclass
+class GeneratorResult:
+    """One image's masks (SAM's records, best first) and what became of its candidates."""
+
+    masks: list[dict]
+    counts: FilterCounts
+
+
 # ---------------------------------------------------------------------- the generator
 class _Masks:
     """Kept candidates of one crop: tensors with one row per mask, and their RLEs."""
@@ -145,15 +219,19 @@ class _Masks:
 
 
 class MaskGenerator:
-    """Segment everything in an image. Arguments and defaults are those of SAM 2's automatic generator.
+    """Segment everything in an image. Arguments are those of SAM 2's automatic generator, and so are the
+    defaults, except the filters that depend on the model's calibration: left out (``None``), they are the
+    model config's (:func:`generator_setting`).
 
     Args:
         model: the SAM 2 model.
         points_per_side: clicks per side of the grid (``points_per_side^2`` clicks); or ``point_grids``,
             one ``(K, 2)`` array of points in ``[0, 1]`` per crop layer.
         points_per_batch: clicks through the decoder at once.
-        pred_iou_thresh: keep masks whose predicted IoU is above this (0: no filter).
-        stability_score_thresh, stability_score_offset: keep masks whose stability is at least this.
+        pred_iou_thresh: keep masks whose predicted IoU is above this (0: no filter; default: the model's,
+            0.8 for SAM 2 checkpoints).
+        stability_score_thresh, stability_score_offset: keep masks whose stability is at least this (default:
+            the model's, 0.95 and 1.0 for SAM 2 checkpoints).
         mask_threshold: logit threshold of the masks.
         box_nms_thresh: box IoU above which a mask duplicates a better one of the same crop.
         crop_n_layers, crop_nms_thresh, crop_overlap_ratio, crop_n_points_downscale_factor: crops of the
@@ -171,9 +249,9 @@ class MaskGenerator:
         model: SAM2Model,
         points_per_side: int | None = 32,
         points_per_batch: int = 64,
-        pred_iou_thresh: float = 0.8,
-        stability_score_thresh: float = 0.95,
-        stability_score_offset: float = 1.0,
+        pred_iou_thresh: float | None = None,
+        stability_score_thresh: float | None = None,
+        stability_score_offset: float | None = None,
         mask_threshold: float = 0.0,
         box_nms_thresh: float = 0.7,
         crop_n_layers: int = 0,
@@ -207,9 +285,9 @@ class MaskGenerator:
         self.predictor = ImagePredictor(model, max_hole_area=min_mask_region_area,
                                         max_sprinkle_area=min_mask_region_area)
         self.points_per_batch = points_per_batch
-        self.pred_iou_thresh = pred_iou_thresh
-        self.stability_score_thresh = stability_score_thresh
-        self.stability_score_offset = stability_score_offset
+        self.pred_iou_thresh = generator_setting(model, "pred_iou_thresh", pred_iou_thresh)
+        self.stability_score_thresh = generator_setting(model, "stability_score_thresh", stability_score_thresh)
+        self.stability_score_offset = generator_setting(model, "stability_score_offset", stability_score_offset)
         self.mask_threshold = mask_threshold
         self.box_nms_thresh = box_nms_thresh
         self.crop_n_layers = crop_n_layers
@@ -226,6 +304,15 @@ class MaskGenerator:
         """Every mask of an ``(H, W, 3)`` uint8 RGB image (numpy or PIL), as SAM's records: ``segmentation``,
         ``area``, ``bbox`` (x, y, w, h), ``predicted_iou``, ``point_coords`` ([[x, y]]),
         ``stability_score``, ``crop_box`` (x, y, w, h); best-first as the de-duplication leaves them."""
+        return self.run(image).masks
+
+    def generate_from_features(self, features: ImageFeatures, size: tuple[int, int]) -> list[dict]:
+        """The same from a frame already encoded by :meth:`SAM2Model.encode_image` (batch 1) of ``size =
+        (H, W)``, e.g. a tracker's; the image encoder does not run again. Without crops only."""
+        return self.run_from_features(features, size).masks
+
+    def run(self, image) -> GeneratorResult:
+        """:meth:`generate`'s masks, with the counts of what each filter removed."""
         image = image_array(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}")
@@ -236,15 +323,15 @@ class MaskGenerator:
 
         return self._generate(tuple(image.shape[:2]), encode)
 
-    def generate_from_features(self, features: ImageFeatures, size: tuple[int, int]) -> list[dict]:
-        """The same from a frame already encoded by :meth:`SAM2Model.encode_image` (batch 1) of ``size =
-        (H, W)``, e.g. a tracker's; the image encoder does not run again. Without crops only."""
+    def run_from_features(self, features: ImageFeatures, size: tuple[int, int]) -> GeneratorResult:
+        """:meth:`generate_from_features`'s masks, with the counts of what each filter removed."""
         if self.crop_n_layers:
             raise ValueError("generate_from_features cannot make crops (crop_n_layers > 0): use generate(image)")
         return self._generate(tuple(size), lambda box: self.predictor.set_features(features, [size]))
 
     # ------------------------------------------------------------------ the pipeline
-    def _generate(self, size: tuple[int, int], encode: Callable[[list[int]], None]) -> list[dict]:
+    def _generate(self, size: tuple[int, int], encode: Callable[[list[int]], None]) -> GeneratorResult:
+        counts = FilterCounts(self.pred_iou_thresh, self.stability_score_thresh)
         crops = crop_boxes(size, self.crop_n_layers, self.crop_overlap_ratio)
         total = sum(math.ceil(len(self.point_grids[layer]) / self.points_per_batch) for _, layer in crops)
         bar = tqdm(total=total, desc="masks", unit="batch", disable=not self.progress)
@@ -252,7 +339,7 @@ class MaskGenerator:
         try:
             for box, layer in crops:
                 encode(box)
-                data, crop_rles = self._crop(box, layer, size, bar)
+                data, crop_rles = self._crop(box, layer, size, bar, counts)
                 self.predictor.reset()
                 parts.append(data)
                 rles.extend(crop_rles)
@@ -265,11 +352,14 @@ class MaskGenerator:
             # Between crops, the mask of the smaller crop wins.
             scores = 1 / box_area(data["crop_boxes"])
             keep = batched_nms(data["boxes"].float(), scores, torch.zeros(len(scores)), self.crop_nms_thresh)
+            counts.duplicates += len(rles) - len(keep)
             data = {k: v[keep] for k, v in data.items()}
             rles = [rles[i] for i in keep.tolist()]
-        return self._records(data, rles)
+        counts.kept = len(rles)
+        return GeneratorResult(self._records(data, rles), counts)
 
-    def _crop(self, box: list[int], layer: int, size: tuple[int, int], bar) -> tuple[dict, list[dict]]:
+    def _crop(self, box: list[int], layer: int, size: tuple[int, int], bar,
+              counts: FilterCounts) -> tuple[dict, list[dict]]:
         """Candidates of one crop, filtered and de-duplicated, in image coordinates."""
         x0, y0, x1, y1 = box
         crop_h, crop_w = y1 - y0, x1 - x0
@@ -277,18 +367,21 @@ class MaskGenerator:
         points = torch.as_tensor(self.point_grids[layer] * np.array([[crop_w, crop_h]]), dtype=torch.float32)
         kept = _Masks()
         for start in range(0, len(points), self.points_per_batch):
-            self._batch(points[start : start + self.points_per_batch], box, size, kept)
+            self._batch(points[start : start + self.points_per_batch], box, size, kept, counts)
             bar.update(1)
         data = kept.tensors()
         keep = batched_nms(data["boxes"].float(), data["ious"], torch.zeros(len(data["ious"])), self.box_nms_thresh)
+        counts.duplicates += len(data["ious"]) - len(keep)
         data = {k: v[keep] for k, v in data.items()}
         offset = torch.tensor([x0, y0])
         data["boxes"] = data["boxes"] + offset.repeat(2)
         data["points"] = data["points"] + offset
         return data, [kept.rles[i] for i in keep.tolist()]
 
-    def _batch(self, points: torch.Tensor, box: list[int], size: tuple[int, int], kept: _Masks) -> None:
-        """Decode ``points (b, 2)`` (crop pixels) and add the candidates that pass the filters to ``kept``."""
+    def _batch(self, points: torch.Tensor, box: list[int], size: tuple[int, int], kept: _Masks,
+               counts: FilterCounts) -> None:
+        """Decode ``points (b, 2)`` (crop pixels) and add the candidates that pass the filters to ``kept``,
+        counting the others in ``counts``."""
         predictor = self.predictor
         crop_h, crop_w = box[3] - box[1], box[2] - box[0]
         device = predictor.device
@@ -299,14 +392,18 @@ class MaskGenerator:
         per_point = low_res.shape[1]
         low_res, ious = low_res.flatten(0, 1), ious.flatten(0, 1)
         points = points.repeat_interleave(per_point, dim=0)
+        counts.candidates += len(ious)
         if self.use_m2m:
             low_res, ious = self._refine(coords.repeat_interleave(per_point, dim=0), low_res)
+        if len(ious):
+            counts.best_pred_iou = max(counts.best_pred_iou, float(ious.max()))
         if self.pred_iou_thresh > 0.0:
             keep = (ious > self.pred_iou_thresh).cpu()
+            counts.below_pred_iou += int((~keep).sum())
             low_res, ious, points = low_res[keep.to(device)], ious[keep.to(device)], points[keep]
         for start in range(0, len(low_res), _UPSCALE_CHUNK):
             part = slice(start, start + _UPSCALE_CHUNK)
-            self._keep_stable(low_res[part], ious[part].float().cpu(), points[part], box, size, kept)
+            self._keep_stable(low_res[part], ious[part].float().cpu(), points[part], box, size, kept, counts)
 
     def _refine(self, coords: torch.Tensor, low_res: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One more decoder pass per candidate with its clamped low-resolution logits as a mask prompt."""
@@ -320,7 +417,7 @@ class MaskGenerator:
             ious.append(iou[:, 0])
         return torch.cat(masks), torch.cat(ious)
 
-    def _keep_stable(self, low_res, ious, points, box, size, kept: _Masks) -> None:
+    def _keep_stable(self, low_res, ious, points, box, size, kept: _Masks, counts: FilterCounts) -> None:
         """Upscale a few candidates ``(k, h, w)``, filter them by stability and crop edges, and add them."""
         logits = self.predictor.upscale(low_res[:, None])[:, 0]
         offset = self.stability_score_offset
@@ -330,6 +427,9 @@ class MaskGenerator:
         stability = (inter / union).float().cpu()
         keep = stability >= self.stability_score_thresh if self.stability_score_thresh > 0.0 else \
             torch.ones(len(stability), dtype=torch.bool)
+        counts.below_stability += int((~keep).sum())
+        if len(stability):  # an empty mask's stability is 0 / 0
+            counts.best_stability = max(counts.best_stability, float(stability.nan_to_num(0.0).max()))
         masks = (logits > self.mask_threshold).cpu()[keep]
         ious, points, stability = ious[keep], points[keep], stability[keep]
         boxes = masks_to_boxes(masks)
@@ -340,6 +440,7 @@ class MaskGenerator:
         near_crop = torch.isclose(shifted, torch.tensor(box, dtype=torch.float32)[None], atol=_CROP_EDGE_TOLERANCE, rtol=0)
         near_image = torch.isclose(shifted, torch.tensor([0.0, 0.0, w, h])[None], atol=_CROP_EDGE_TOLERANCE, rtol=0)
         inside = ~(near_crop & ~near_image).any(dim=1)
+        counts.at_crop_edge += int((~inside).sum())
         masks, boxes = masks[inside], boxes[inside]
         rles = []
         for mask in masks.numpy():

@@ -3,7 +3,9 @@ into files, as :func:`vos.jobs.track.track_video` writes them."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -13,6 +15,7 @@ from ..model.sam2 import SAM2Model
 from ..tracking.core import TrackerSettings
 from ..tracking.everything import EverythingSettings, EverythingTracker
 from ..tracking.prompts import MAX_PALETTE_ID
+from .segment import cli_option
 from .sinks import OverlaySink, Sinks, mask_sink, palette_ids
 from .track import check_out_dir, frame_names, remove_previous_outputs, track_settings
 
@@ -28,12 +31,14 @@ def track_everything(
     tracker_settings: TrackerSettings | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    log: Callable[[str], Any] | None = None,
 ) -> tuple[int, int]:
     """Track every object of ``video`` forward from frame 0 into ``out_dir/overlay.mp4`` and
     ``out_dir/masks/`` (``masks``: ``"davis"`` palette PNGs, ids up to 255, ``"sav"`` one PNG per object
     and frame, or ``"none"``). Objects found on a later frame are tracked from that frame on.
     A folder holding an earlier run's outputs is refused unless ``overwrite``, which replaces them, as
     :func:`vos.jobs.track.track_video` does. ``tracker_settings`` default to :func:`vos.jobs.track.track_settings`.
+    When no object is found, ``log`` gets a line saying which filters removed the candidates.
     Returns ``(frames, objects found)``."""
     settings = settings or EverythingSettings()
     if palette_ids(masks):
@@ -55,4 +60,8 @@ def track_everything(
     finally:
         if source is not video:
             source.close()
-    return len(sinks.written), tracker.next_id - 1
+    found = tracker.next_id - 1
+    if not found and log:
+        name = video.name if isinstance(video, SeekableSource) else Path(video).name
+        log(f"{name}: 0 objects found in {tracker.search_summary(cli_option)}")
+    return len(sinks.written), found

@@ -9,19 +9,21 @@ from typing import Any
 
 @dataclass
 class ModelInfo:
-    """A loaded checkpoint's config ``name`` and ``family``, input size, trunk, parameter count, and the
-    training runs it records (oldest first; empty for weights that record none)."""
+    """A loaded checkpoint's config ``name`` and ``family``, input size, trunk, parameter count, the automatic
+    mask generator's filters it defaults to, and the training runs it records (oldest first; empty for weights
+    that record none)."""
 
     name: str
     family: str
     image_size: int
     trunk: str
     parameters: int
+    generator: str
     training: list[dict[str, Any]] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"config:      {self.name} ({self.family})", f"image size:  {self.image_size}",
-               f"trunk:       {self.trunk}", f"parameters:  {self.parameters:,}"]
+               f"trunk:       {self.trunk}", f"parameters:  {self.parameters:,}", f"generator:   {self.generator}"]
         for i, run in enumerate(self.training, 1):
             what = run.get("command") or run.get("from") or run.get("description", "")
             steps = f"{run['steps_done']} steps: " if "steps_done" in run else ""
@@ -39,5 +41,9 @@ def describe_model(checkpoint: str | os.PathLike | None = None, *, config: str |
     model = load_model(checkpoint, config=config, image_size=image_size)
     cfg = model.config
     path = Path(checkpoint) if checkpoint else DEFAULT_WEIGHTS
+    g = cfg.generator
+    generator = (f"keeps masks with predicted IoU > {g.pred_iou_thresh:g} and stability >= "
+                 f"{g.stability_score_thresh:g} (offset {g.stability_score_offset:g}) by default")
     return ModelInfo(cfg.name, cfg.family, cfg.image_size, cfg.trunk.summary,
-                     sum(p.numel() for p in model.parameters()), training_history(path) if path.is_file() else [])
+                     sum(p.numel() for p in model.parameters()), generator,
+                     training_history(path) if path.is_file() else [])

@@ -17,6 +17,7 @@ from ..tracking.core import TrackerSettings
 from ..tracking.everything import EverythingSettings, EverythingTracker
 from ..tracking.live_tracker import LiveTracker
 from ..tracking.prompts import FramePrompt, PromptError, merge_prompts
+from .segment import cli_option
 from .sinks import OverlaySink, Sinks
 
 
@@ -116,6 +117,8 @@ def run_live(
                 import cv2
 
                 cv2.destroyAllWindows()
+    if isinstance(tracker, EverythingTracker) and tracker.searches and tracker.next_id == 1:
+        log(f"0 objects found in {tracker.search_summary(cli_option)}")
     return report
 
 

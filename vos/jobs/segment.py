@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -16,16 +16,25 @@ from streams.files import atomic_write
 from streams.masks import write_binary_png
 from streams.overlay import Annotator
 
+if TYPE_CHECKING:
+    from ..image.mask_generator import FilterCounts
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def cli_option(name: str) -> str:
+    """A generator setting as the commands spell it: ``pred_iou_thresh`` -> ``--pred-iou-thresh``."""
+    return "--" + name.replace("_", "-")
 
 
 @dataclass
 class SegmentedImage:
-    """One image done: ``masks`` masks written into ``folder``."""
+    """One image done: ``masks`` masks written into ``folder``; ``counts``: what became of its candidates."""
 
     image: Path
     folder: Path
     masks: int
+    counts: FilterCounts
 
 
 def image_files(source: str | os.PathLike) -> list[Path]:
@@ -58,7 +67,8 @@ def segment_images(
     first; not with ``png=False``), ``masks.json`` and ``overlay.png``, each atomically, one image after
     another: an image that cannot be read stops the run with a ``ValueError`` naming it, and the images
     before it stay written. ``generator_options`` go to :class:`~vos.image.mask_generator.MaskGenerator`
-    (``points_per_side``, ``pred_iou_thresh``, ...); ``log`` gets a line per image written."""
+    (``points_per_side``, ``pred_iou_thresh``, ...; left out or ``None``: the model's); ``log`` gets a line per
+    image written, which for an image without masks says which filters removed its candidates."""
     from ..image.mask_generator import MaskGenerator, compress_rle, mask_to_rle
     from ..tracking.results import detections_from_masks
     from ..weights.load import load_model
@@ -74,7 +84,8 @@ def segment_images(
                 rgb = np.asarray(image.convert("RGB"))
         except OSError as exc:
             raise ValueError(f"{path}: cannot read the image: {exc}") from exc
-        records = generator.generate(rgb)
+        generated = generator.run(rgb)
+        records = generated.masks
         folder = Path(out) / path.stem
         (folder / "masks").mkdir(parents=True, exist_ok=True)
         masks = np.stack([r["segmentation"] for r in records]) if records else np.zeros((0, *rgb.shape[:2]), bool)
@@ -85,7 +96,7 @@ def segment_images(
                 write_binary_png(folder / "masks" / f"{i:03d}.png", record["segmentation"])
             record["segmentation"] = compress_rle(mask_to_rle(record["segmentation"]))
         atomic_write(folder / "masks.json", lambda tmp: tmp.write_text(json.dumps(records)))
-        done.append(SegmentedImage(path, folder, len(records)))
+        done.append(SegmentedImage(path, folder, len(records), generated.counts))
         if log:
-            log(f"{path.name}: {len(records)} masks -> {folder}")
+            log(f"{path.name}: " + (f"{len(records)} masks -> {folder}" if records else generated.counts.line(cli_option)))
     return done

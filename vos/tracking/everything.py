@@ -7,15 +7,19 @@ A mask of the generator is a **new object** when its area is at least ``min_area
 candidates do not start two objects. Ids count up from 1 and are never reused. The generator decodes the
 tracker's own encoding of the frame (:meth:`MaskGenerator.generate_from_features`), so a search costs the
 decoder passes of the click grid and nothing more. Objects judged absent for ``forget_after`` frames in a
-row are dropped; with at most ``max_objects`` at a time, memory stays bounded on endless streams.
+row are dropped; with at most ``max_objects`` at a time, memory stays bounded on endless streams. The
+tracker counts what became of the candidates of all its searches (:meth:`EverythingTracker.search_summary`),
+so a run that finds nothing can say which filter removed them.
 """
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..image.mask_generator import MaskGenerator
+from ..image.mask_generator import FilterCounts, MaskGenerator
 from ..model.sam2 import SAM2Model
 from .core import EncodedFrame, TrackerSettings
 from .live_tracker import LiveTracker, StreamTracker
@@ -29,7 +33,7 @@ class EverythingSettings:
 
     ``every``: frames between searches for new objects (0: the first frame only). ``points_per_side``: the
     generator's click grid (``points_per_side^2`` clicks) and ``pred_iou_thresh``, ``stability_score_thresh``
-    its filters (SAM's defaults; a weak model needs lower ones). ``max_covered``: the largest fraction of a
+    its filters (``None``: the model's, see :func:`vos.image.mask_generator.generator_setting`). ``max_covered``: the largest fraction of a
     candidate mask already covered by tracked masks for it to count as new. ``min_area``: smallest new
     object, in pixels. ``max_objects``: objects tracked at once. ``forget_after``: frames an object may
     stay absent before it is dropped (0: never). ``max_id``: the last id handed out (255 for palette PNGs).
@@ -37,8 +41,8 @@ class EverythingSettings:
 
     every: int = 15
     points_per_side: int = 16
-    pred_iou_thresh: float = 0.8
-    stability_score_thresh: float = 0.95
+    pred_iou_thresh: float | None = None
+    stability_score_thresh: float | None = None
     max_covered: float = 0.2
     min_area: int = 100
     max_objects: int = 32
@@ -77,6 +81,9 @@ class EverythingTracker(StreamTracker):
                                                     stability_score_thresh=s.stability_score_thresh)
         self.next_id = 1
         self.searches = 0
+        # What became of the candidates of every search so far: the generator's filters, then the new-object rule.
+        self.counts: FilterCounts | None = None
+        self.rejected: Counter[str] = Counter()
         self._absent: dict[int, int] = {}
 
     @property
@@ -110,12 +117,24 @@ class EverythingTracker(StreamTracker):
         if room <= 0:
             return {}
         covered = tracked.masks.any(axis=0) if tracked.obj_ids else np.zeros(frame.size, bool)
-        records = self.generator.generate_from_features(frame.features, frame.size)
+        generated = self.generator.run_from_features(frame.features, frame.size)
+        self.counts = generated.counts if self.counts is None else self.counts + generated.counts
         found = {}
-        for mask in new_objects(records, covered, s.max_covered, s.min_area, room):
+        for mask in new_objects(generated.masks, covered, s.max_covered, s.min_area, room, self.rejected):
             found[self.next_id] = Prompt.make(mask=mask)
             self.next_id += 1
         return found
+
+    def search_summary(self, option: Callable[[str], str] = str) -> str:
+        """What the searches so far did with their candidates, e.g. ``"1 search: 0 masks kept of 256 candidates:
+        250 below predicted IoU 0.8, 6 below stability 0.95; lower pred_iou_thresh / stability_score_thresh"``;
+        ``option`` spells the settings (see :meth:`FilterCounts.line`)."""
+        text = f"{self.searches} search{'es' * (self.searches != 1)}"
+        if self.counts is not None:
+            text += ": " + self.counts.line(option)
+        if self.rejected:
+            text += "; of the masks kept, " + ", ".join(f"{n} {why}" for why, n in self.rejected.items())
+        return text
 
     def _forget(self, result: FrameResult) -> None:
         if not self.settings.forget_after or not result.obj_ids:
@@ -128,21 +147,31 @@ class EverythingTracker(StreamTracker):
                 del self._absent[obj_id]
 
 
-def new_objects(records: list[dict], covered: np.ndarray, max_covered: float, min_area: int, limit: int) -> list[np.ndarray]:
+def new_objects(records: list[dict], covered: np.ndarray, max_covered: float, min_area: int, limit: int,
+                rejected: Counter[str] | None = None) -> list[np.ndarray]:
     """The generator ``records`` (binary masks, best first) that start new objects: at least ``min_area``
     pixels, at most ``max_covered`` of them under ``covered (H, W)`` (the tracked masks) or under a mask
-    taken before; at most ``limit`` of them."""
+    taken before; at most ``limit`` of them. ``rejected`` counts the others by reason."""
     covered = covered.copy()
     out = []
-    for record in records:
+    for i, record in enumerate(records):
         if len(out) == limit:
+            _count(rejected, "beyond max_objects", len(records) - i)
             break
         mask, area = record["segmentation"], record["area"]
-        if area < min_area or np.count_nonzero(mask & covered) > max_covered * area:
-            continue
-        out.append(mask)
-        covered |= mask
+        if area < min_area:
+            _count(rejected, f"smaller than {min_area} px")
+        elif np.count_nonzero(mask & covered) > max_covered * area:
+            _count(rejected, "already covered")
+        else:
+            out.append(mask)
+            covered |= mask
     return out
+
+
+def _count(counter: Counter[str] | None, why: str, n: int = 1) -> None:
+    if counter is not None:
+        counter[why] += n
 
 
 def _find_nothing(frame: EncodedFrame, tracked: FrameResult) -> dict[int, Prompt]:
