@@ -34,6 +34,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_rtsp_server(fps: int, width: int, height: int) -> tuple[subprocess.Popen, str]:
+    """The tests' loopback RTSP server (under the system Python, which has GStreamer's bindings) serving live
+    H.264, once it listens; and its URL. The caller kills it."""
+    port = free_port()
+    server = subprocess.Popen(["/usr/bin/python3", str(SERVER), str(port), str(fps), str(width), str(height)],
+                              stdout=subprocess.PIPE, text=True)
+    if server.stdout.readline().strip() != "ready":
+        server.kill()
+        raise SystemExit("the RTSP server did not start (GStreamer's RTSP server installed?)")
+    return server, f"rtsp://127.0.0.1:{port}/live"
+
+
 def measure(model, url: str, seconds: float) -> dict:
     from streams import NetworkStream
     from vos import LiveTracker, Prompt
@@ -78,13 +90,8 @@ def main() -> None:
     from vos.model.config import get_config
     from vos.weights.checkpoint import build_model
 
-    port = free_port()
-    server = subprocess.Popen(["/usr/bin/python3", str(SERVER), str(port), "30", "640", "480"],
-                              stdout=subprocess.PIPE, text=True)
+    server, url = start_rtsp_server(30, 640, 480)
     try:
-        if server.stdout.readline().strip() != "ready":
-            raise SystemExit("the RTSP server did not start (GStreamer's RTSP server installed?)")
-        url = f"rtsp://127.0.0.1:{port}/live"
         models = [vos.load_model(), build_model(get_config("sam2.1_hiera_tiny").replace(image_size=512))]
         rows = [measure(m, url, args.seconds) for m in models]
     finally:

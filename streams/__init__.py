@@ -19,6 +19,7 @@ _EXPORTS = {
     ".folder": ["FrameFolder"],
     ".latest": ["Backoff", "LiveSource", "StreamStats"],
     ".network": ["NetworkStream", "is_network_url"],
+    ".paced": ["PacedVideo"],
     ".redact": ["redact_url"],
     ".source": ["Frame", "FrameSource", "SeekableSource", "SourceError"],
     ".video_file": ["VideoFile"],
@@ -58,9 +59,12 @@ def open_video(path: str | os.PathLike, fps: float | None = None) -> SeekableSou
 
 
 def open_live(spec: str | int, **options) -> FrameSource:
-    """A live source from a command-line spec: a webcam index (``0``), a device path (``/dev/video0``) or
-    a network URL (``rtsp://...``); ``options`` go to :class:`Webcam` or :class:`NetworkStream`."""
+    """A live source from a command-line spec: a webcam index (``0``), a device path (``/dev/video0``), a
+    network URL (``rtsp://...``) or a video file or frame folder, played at its own frame rate
+    (:class:`PacedVideo`); ``options`` go to :class:`Webcam` or :class:`NetworkStream` (a file, which
+    never reconnects, takes only ``on_event``)."""
     from .network import NetworkStream, is_network_url
+    from .paced import PacedVideo
     from .source import SourceError
     from .webcam import Webcam
 
@@ -71,7 +75,16 @@ def open_live(spec: str | int, **options) -> FrameSource:
         return Webcam(int(text), **options)
     if text.startswith("/dev/"):
         return Webcam(text, **options)
-    raise SourceError(f"{text}: not a webcam index, device path or stream URL (use 'vos track' for video files)")
+    if _exists(text):
+        return PacedVideo(text, on_event=options.get("on_event"))
+    raise SourceError(f"{text}: not a webcam index, device path, stream URL or existing video file")
+
+
+def _exists(text: str) -> bool:
+    try:
+        return Path(text).exists()
+    except OSError:  # a name too long to be a file, say
+        return False
 
 
 __all__ = sorted([*_WHERE, "open_live", "open_video"])

@@ -135,6 +135,12 @@ class LatestFrameReader:
                 raise self._error
             return None
 
+    @property
+    def ended(self) -> bool:
+        """The stream has ended (or failed: :meth:`get` raises why) and every frame has been read."""
+        with self._cond:
+            return self._finished and (self._latest is None or self._latest.index <= self._taken)
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
@@ -153,6 +159,12 @@ class LiveSource(FrameSource):
     def read(self, timeout: float | None = None) -> Frame | None:
         """The newest frame not yet read; ``None`` once the stream has ended (or after ``timeout``)."""
         return self._reader.get(timeout)
+
+    @property
+    def ended(self) -> bool:
+        """Every frame has been read and no more will come (:meth:`read` then returns ``None``, or raises
+        why the stream failed)."""
+        return self._reader.ended
 
     def __iter__(self) -> Iterator[Frame]:
         while (frame := self._reader.get()) is not None:

@@ -28,7 +28,7 @@ _EXPORTS = {
     "vos.model.sam2": ["NO_OBJ_SCORE", "SAM2Model"],
     "vos.tracking.core": ["TrackerSettings"],
     "vos.tracking.everything": ["EverythingSettings", "EverythingTracker"],
-    "vos.tracking.live_tracker": ["FrameSizeError", "LiveTracker"],
+    "vos.tracking.live_tracker": ["FrameSizeError", "LiveTracker", "MultiStreamTracker"],
     "vos.tracking.prompts": ["Prompt", "PromptError"],
     "vos.tracking.results": ["FrameResult"],
     "vos.tracking.video_predictor": ["VideoPredictor"],

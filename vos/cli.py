@@ -129,15 +129,21 @@ def _track(args: argparse.Namespace) -> int:
     return 0
 
 
-def _track_manifest(args: argparse.Namespace) -> int:
-    from .jobs.manifest import run_manifest
-
-    given = [name for name, value in (("a video", args.input), ("--out", args.out), ("--prompts", args.prompts),
+def _refuse_per_run_options(args: argparse.Namespace, input_given: tuple[str, object], why: str) -> None:
+    """A run of many inputs (--manifest, --sources) takes each one's input, prompts and output from its file:
+    refuse them on the command line, all named at once."""
+    given = [name for name, value in (input_given, ("--out", args.out), ("--prompts", args.prompts),
                                       ("--point/--box/--mask", args.prompt_items), ("--everything", args.everything))
              if value]
     if given:
-        raise ValueError(f"--manifest gives each entry its video, prompts and output folder: {', '.join(given)} "
-                         "cannot be given with it")
+        raise ValueError(f"{why}: {', '.join(given)} cannot be given with it")
+
+
+def _track_manifest(args: argparse.Namespace) -> int:
+    from .jobs.manifest import run_manifest
+
+    _refuse_per_run_options(args, ("a video", args.input), "--manifest gives each entry its video, prompts and "
+                            "output folder")
     run = run_manifest(args.manifest, masks=args.masks, overlay=not args.no_video, overwrite=args.overwrite,
                        checkpoint=args.checkpoint, onnx=args.runtime[1], config=args.config, image_size=args.image_size,
                        precision=args.precision, device=args.device, summary=args.summary,
@@ -164,6 +170,11 @@ def _app(args: argparse.Namespace) -> int:
 def _live(args: argparse.Namespace) -> int:
     from .jobs.live import live, live_settings
 
+    if args.sources:
+        return _live_sources(args)
+    if args.source is None:
+        raise ValueError("vos live needs a source (a webcam index, a device path, a stream URL or a video file), "
+                         "or --sources FILE.json")
     if args.out and Path(args.out).is_dir():
         raise IsADirectoryError(f"--out {args.out} is a folder; 'vos live --out' names the video file to write "
                                 "(e.g. live.mp4)")
@@ -179,6 +190,23 @@ def _live(args: argparse.Namespace) -> int:
     if args.out:
         log(f"wrote {args.out}")
     return 0
+
+
+def _live_sources(args: argparse.Namespace) -> int:
+    from .jobs.live import live_settings
+    from .jobs.live_sources import live_sources, read_sources_file
+
+    _refuse_per_run_options(args, ("a source", args.source), "--sources gives each source its prompts and output")
+    entries = read_sources_file(args.sources)  # checked whole before the model is loaded
+    log = lambda message: print(message, flush=True)  # noqa: E731
+    report = live_sources(_tracking_model(args), entries, transport=args.transport,
+                          max_reconnects=args.max_reconnects, log=log, max_frames=args.max_frames,
+                          settings=live_settings(args.precision))
+    for entry, source in zip(entries, report.sources):
+        log("done: " + source.line() + (f"; gaps: {', '.join(f'{g:.1f} s' for g in source.gaps)}" if source.gaps else "")
+            + (f"; wrote {entry.out}" if entry.out and source.frames else ""))
+    log("done: " + report.line())
+    return 1 if report.failed else 0
 
 
 def _tracking_model(args: argparse.Namespace):
@@ -465,13 +493,22 @@ def build_parser() -> argparse.ArgumentParser:
         "Lost streams are reconnected with backoff. Prints fps, capture-to-mask latency and dropped frames "
         "every second; Ctrl-C (or q in the window) stops and closes the files.",
     )
-    p.add_argument("source", help="webcam index (0), device path (/dev/video0) or stream URL (rtsp://...)")
+    p.add_argument("source", nargs="?", default=None,
+                   help="webcam index (0), device path (/dev/video0), stream URL (rtsp://...), or a video file or "
+                   "frame folder played at its own frame rate")
+    p.add_argument("--sources", metavar="FILE.json",
+                   help="several sources in one process, one model: a JSON list of {\"source\": ..., \"prompts\": "
+                   "[...] or \"prompts.json\", \"out\": \"video.mp4\"} (paths relative to the file); each step "
+                   "encodes the newest frame of every source in one batch; each source has its own memory, "
+                   "reconnection, overlay and report, and one that fails stops alone (exit status 1)")
     _add_prompt_options(p, live=True)
     _add_everything_options(p)
     p.add_argument("--out", help="write the overlay video to this file (e.g. live.mp4)")
     p.add_argument("--no-window", action="store_true", help="never open a window (default: one when a display exists)")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after this many tracked frames")
-    p.add_argument("--transport", choices=["tcp", "udp"], default=None, help="RTSP transport (default tcp)")
+    p.add_argument("--max-frames", type=int, default=None,
+                   help="stop after this many tracked frames (of each source, with --sources)")
+    p.add_argument("--transport", choices=["tcp", "udp"], default=None,
+                   help="RTSP transport (default tcp; with --sources, of every network source)")
     p.add_argument("--max-reconnects", type=int, default=None,
                    help="give up after this many failed reconnections in a row (default: never)")
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
@@ -573,7 +610,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run a command. Exit status 0 on success, 2 on an error (one line on stderr naming the file, frame,
     object or key; files already written stay complete), 130 when interrupted with Ctrl-C; ``vos track
-    --manifest``: 1 when an entry failed (the others ran; the summary says why)."""
+    --manifest`` and ``vos live --sources``: 1 when an entry or a source failed (the others ran; the summary
+    says why)."""
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in trained weights' lineage
     from streams.redact import remember_secrets

@@ -123,6 +123,7 @@ class OnnxModel(TrackingModel):
     """
 
     supports_autocast = False
+    batches_images = False  # the exported image encoder's graph has batch 1
 
     def __init__(self, folder: str | os.PathLike, threads: int | None = None, check_files: bool = True) -> None:
         ort = require("onnxruntime")

@@ -51,6 +51,20 @@ def live_settings(precision: str = "float32") -> TrackerSettings:
     return TrackerSettings.live(precision=precision)
 
 
+def check_live_prompts(prompts: list[FramePrompt], everything: bool = False) -> list[FramePrompt]:
+    """Live prompts, merged per object (:func:`merge_prompts`): all for the first frame, and some unless the
+    objects are found by ``everything``."""
+    prompts = merge_prompts(prompts)
+    if everything and prompts:
+        raise PromptError("--everything finds the objects itself: give no clicks, boxes or masks with it")
+    if not prompts and not everything:
+        raise PromptError("nothing to track: give at least one click, box or mask for the first frame")
+    late = [p for p in prompts if p.frame != 0]
+    if late:
+        raise PromptError(f"object {late[0].obj_id}: live prompts are for the first frame; got frame {late[0].frame}")
+    return prompts
+
+
 def _display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
@@ -72,14 +86,7 @@ def run_live(
     (their ``frame`` must be 0). The overlay video and the window are optional; files are closed cleanly
     however the run ends. ``settings`` default to :func:`live_settings`. With ``everything``, the
     objects are found by :class:`vos.tracking.everything.EverythingTracker` instead of prompts."""
-    prompts = merge_prompts(prompts)
-    if everything is not None and prompts:
-        raise PromptError("--everything finds the objects itself: give no clicks, boxes or masks with it")
-    if not prompts and everything is None:
-        raise PromptError("nothing to track: give at least one click, box or mask for the first frame")
-    late = [p for p in prompts if p.frame != 0]
-    if late:
-        raise PromptError(f"object {late[0].obj_id}: live prompts are for the first frame; got frame {late[0].frame}")
+    prompts = check_live_prompts(prompts, everything is not None)
     show = _display_available() if show is None else show
     settings = settings or live_settings()
     tracker = LiveTracker(model, settings) if everything is None else EverythingTracker(model, everything, settings)
@@ -97,7 +104,7 @@ def run_live(
                 if show:
                     _show(annotator(frame.image, result.detections()))
                 if now - last_report >= report_every:
-                    _update(report, source, started)
+                    update_report(report, source, started)
                     log(report.line())
                     last_report = now
                 if max_frames is not None and report.frames >= max_frames:
@@ -105,7 +112,7 @@ def run_live(
         except KeyboardInterrupt:
             pass
         finally:
-            _update(report, source, started)
+            update_report(report, source, started)
             if show:
                 import cv2
 
@@ -115,7 +122,8 @@ def run_live(
     return report
 
 
-def _update(report: LiveReport, source: FrameSource, started: float) -> None:
+def update_report(report: LiveReport, source: FrameSource, started: float) -> None:
+    """The report's time since ``started`` and the source's counters (a live source's), as of now."""
     report.seconds = time.time() - started
     stats = getattr(source, "stats", None)
     if stats is not None:

@@ -45,13 +45,15 @@ class TrackingModel(Protocol):
 
     ``supports_autocast``: the model computes under ``torch.autocast``, so the trackers' fast precisions
     (bfloat16, float16) apply to it; a model that computes in float32 whatever autocast says declares
-    ``False`` and the trackers refuse those precisions for it.
+    ``False`` and the trackers refuse those precisions for it. ``batches_images``: :meth:`encode_image` takes
+    several images ``(B, 3, S, S)`` at once (a fixed-shape graph takes one).
     """
 
     config: ModelConfig
     image_size: int
     mem_dim: int
     supports_autocast: bool
+    batches_images: bool
 
     @property
     def device(self) -> torch.device: ...
@@ -59,7 +61,8 @@ class TrackingModel(Protocol):
     def eval(self) -> TrackingModel: ...
 
     def encode_image(self, images: torch.Tensor) -> ImageFeatures:
-        """``(1, 3, S, S)`` normalised image -> its features (high-resolution levels ready for the decoder)."""
+        """``(1, 3, S, S)`` normalised image (``(B, 3, S, S)`` images with ``batches_images``) -> its features
+        (high-resolution levels ready for the decoder)."""
         ...
 
     def without_memory(self, features: torch.Tensor) -> torch.Tensor:

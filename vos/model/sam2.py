@@ -62,6 +62,7 @@ class SAM2Model(nn.Module, TrackingModel):
     """
 
     supports_autocast = True
+    batches_images = True
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

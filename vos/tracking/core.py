@@ -266,12 +266,32 @@ class InferenceCore:
         bank = MemoryBank(self.settings.memory, cfg.num_maskmem, cfg.use_signed_tpos_enc_to_obj_ptrs, self.settings.admission)
         return TrackedObject(bank)
 
-    @_computes
     def encode(self, image: np.ndarray, index: int, size: tuple[int, int] | None = None) -> EncodedFrame:
         """``(H, W, 3)`` RGB ``uint8`` -> features. ``size`` is the video's ``(H, W)`` when ``image`` is
         already at another size (the model's input, say); by default the image's."""
-        x = preprocess(image, self.model.image_size, self.device, self.settings.resize)
-        return EncodedFrame(index, size or tuple(image.shape[:2]), self.model.encode_image(x))
+        return self.encode_many([image], [index], [size])[0]
+
+    @_computes
+    def encode_many(
+        self, images: list[np.ndarray], indices: list[int], sizes: list[tuple[int, int] | None] | None = None,
+        batch: bool = True,
+    ) -> list[EncodedFrame]:
+        """Several frames ``(H_i, W_i, 3)`` RGB ``uint8`` (of any sizes, from different videos, say) -> one
+        :class:`EncodedFrame` each, with frame index ``indices[i]`` and ``sizes[i]`` as in :meth:`encode`.
+        With ``batch`` and a model that takes several images at once (``batches_images``), all go through
+        the image encoder in one call, which costs less per frame than one call each (about half at 4 frames
+        on 2 CPU threads with the cores free, about a tenth on one thread); features then differ from
+        :meth:`encode`'s by float rounding (about 1e-6)."""
+        sizes = sizes or [None] * len(images)
+        x = [preprocess(image, self.model.image_size, self.device, self.settings.resize) for image in images]
+        if batch and self.model.batches_images and len(x) > 1:
+            every = self.model.encode_image(torch.cat(x))
+            features = [ImageFeatures([f[i : i + 1] for f in every.backbone_fpn], [p[i : i + 1] for p in every.vision_pos_enc])
+                        for i in range(len(x))]
+        else:
+            features = [self.model.encode_image(one) for one in x]
+        return [EncodedFrame(index, size or tuple(image.shape[:2]), f)
+                for image, index, size, f in zip(images, indices, sizes, features)]
 
     # ------------------------------------------------------------------ a frame tracked; prompts applied
     @_computes

@@ -1,13 +1,15 @@
-"""The live tracker: frames arrive one at a time and never end; memory and time per frame stay flat."""
+"""The live trackers: frames arrive one at a time and never end; memory and time per frame stay flat. One
+stream (:class:`LiveTracker`) or several served by one model (:class:`MultiStreamTracker`)."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 
 import numpy as np
 
 from streams import Frame
 
+from ..errors import UnknownNameError
 from ..model.interface import TrackingModel
 from .core import EncodedFrame, InferenceCore, TrackerSettings
 from .prompts import Prompt, PromptError, check_obj_id
@@ -92,6 +94,17 @@ class LiveTracker(StreamTracker):
         encoded frame and their result; the prompts it returns, for ids not in use, start new objects on
         the frame as ``prompts`` do (this is how :class:`vos.tracking.everything.EverythingTracker` adds objects).
         """
+        prompts = self.check(image, prompts, discover)
+        return self.advance(self.core.encode(image, self.frame_index + 1), prompts, discover)
+
+    def check(
+        self,
+        image: np.ndarray,
+        prompts: Mapping[int, Prompt] | None = None,
+        discover: Callable[[EncodedFrame, FrameResult], Mapping[int, Prompt]] | None = None,
+    ) -> dict[int, Prompt]:
+        """Raise what :meth:`step` would raise for this frame and these prompts, changing nothing; the prompts
+        as a dict."""
         prompts = dict(prompts or {})
         size = tuple(image.shape[:2])
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -108,6 +121,90 @@ class LiveTracker(StreamTracker):
             prompt.check(size, where)
         if not self.core.objects and not prompts and discover is None:
             raise PromptError(f"frame {index}: nothing to track yet; give prompts for the first objects")
-        self.core.track_frame(self.core.encode(image, index), prompts, discover=discover)
-        self.frame_index, self.size = index, size
-        return self.core.result(index, size)
+        return prompts
+
+    def advance(
+        self,
+        frame: EncodedFrame,
+        prompts: dict[int, Prompt],
+        discover: Callable[[EncodedFrame, FrameResult], Mapping[int, Prompt]] | None = None,
+    ) -> FrameResult:
+        """:meth:`step` on the next frame, already encoded and :meth:`check`-ed."""
+        self.core.track_frame(frame, prompts, discover=discover)
+        self.frame_index, self.size = frame.index, frame.size
+        return self.core.result(frame.index, frame.size)
+
+
+class MultiStreamTracker:
+    """Several streams tracked by one model, each step taking a frame of any of them.
+
+    Each stream (by a key of the caller's: a name, a URL) is a :class:`LiveTracker` of its own, with its own
+    objects, memory banks (bounded as always), frame numbering and frame size; streams may differ in size
+    and rate, and start, stop or skip steps independently. What is batched across streams: the image
+    encoder, the biggest cost of a frame, takes the frames of one :meth:`step` in one call (``batch_frames``
+    and a model with ``batches_images``). What is not: memory attention, the decoder and the memory encoder
+    run once per stream, on the objects of that stream together (``TrackerSettings.batch_objects``), through
+    :meth:`vos.tracking.core.InferenceCore.track_frame`, the one per-frame policy. A stream's results are
+    those of a :class:`LiveTracker` given the same frames, to float rounding of the batched image encoder
+    (masks alike, logits within about 1e-4); bit for bit with ``batch_frames=False``.
+
+    Example::
+
+        tracker = MultiStreamTracker(model)
+        results = tracker.step({"door": door_frame, "yard": yard_frame},
+                               prompts={"door": {1: Prompt.make(points=[[320, 240]])},
+                                        "yard": {1: Prompt.make(box=[10, 10, 90, 60])}})
+        results = tracker.step({"door": next_door_frame})  # the yard had no new frame
+    """
+
+    def __init__(
+        self, model: TrackingModel, settings: TrackerSettings | None = None, batch_frames: bool = True
+    ) -> None:
+        self.model = model
+        self.settings = settings or TrackerSettings.live()
+        self.batch_frames = batch_frames
+        self.streams: dict[Hashable, LiveTracker] = {}
+
+    def __getitem__(self, key: Hashable) -> LiveTracker:
+        if key not in self.streams:
+            raise UnknownNameError(f"stream {key!r} is not tracked (streams: {list(self.streams)})")
+        return self.streams[key]
+
+    def remove(self, key: Hashable) -> None:
+        """Stop tracking a stream and forget its objects; the others are unaffected."""
+        self[key]  # raises for a stream not tracked
+        del self.streams[key]
+
+    def memory_bytes(self) -> int:
+        return sum(t.memory_bytes() for t in self.streams.values())
+
+    def check(self, key: Hashable, image: np.ndarray, prompts: Mapping[int, Prompt] | None = None) -> None:
+        """Raise what :meth:`step` would raise for this stream's frame and prompts, changing nothing."""
+        self._check(self.streams.get(key) or LiveTracker(self.model, self.settings), key, image, prompts)
+
+    @staticmethod
+    def _check(tracker: LiveTracker, key: Hashable, image: np.ndarray, prompts) -> dict[int, Prompt]:
+        try:
+            return tracker.check(image, prompts)
+        except (FrameSizeError, PromptError) as exc:
+            raise type(exc)(f"stream {key!r}, {exc}") from None
+
+    def step(
+        self, frames: Mapping[Hashable, np.ndarray], prompts: Mapping[Hashable, Mapping[int, Prompt]] | None = None
+    ) -> dict[Hashable, FrameResult]:
+        """The next frame ``(H, W, 3)`` RGB ``uint8`` of each stream in ``frames`` (a new key starts a stream),
+        with prompts by stream and object id as :meth:`LiveTracker.step` takes them; each stream's result.
+        Everything is checked before anything changes: a bad frame or prompt raises naming its stream and
+        leaves every stream as it was (a job that must go on with the others checks each stream first with
+        :meth:`check`)."""
+        prompts = prompts or {}
+        stray = [key for key in prompts if key not in frames]
+        if stray:
+            raise PromptError(f"stream {stray[0]!r}: prompts without a frame")
+        trackers = {key: self.streams.get(key) or LiveTracker(self.model, self.settings) for key in frames}
+        checked = {key: self._check(trackers[key], key, image, prompts.get(key)) for key, image in frames.items()}
+        encoder = next(iter(trackers.values())).core if trackers else None
+        encoded = encoder.encode_many(list(frames.values()), [trackers[k].frame_index + 1 for k in frames],
+                                      batch=self.batch_frames) if encoder else []
+        self.streams.update(trackers)
+        return {key: trackers[key].advance(frame, checked[key]) for key, frame in zip(frames, encoded)}
