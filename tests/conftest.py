@@ -17,13 +17,17 @@ def shared_dir() -> Path:
     return SHARED
 
 
+_THREADS: list[int] = []  # PyTorch's thread count when the first test started
+
+
 @pytest.fixture(autouse=True)
 def _torch_threads_restored():
     """The commands choose PyTorch's thread count from the cores free at start-up, a process-wide setting:
     restored after each test, so that a test's numbers do not depend on the load when an earlier one ran."""
-    torch = sys.modules.get("torch")
-    before = torch.get_num_threads() if torch else None
+    import torch
+
+    if not _THREADS:
+        _THREADS.append(torch.get_num_threads())
     yield
-    torch = sys.modules.get("torch")
-    if torch and before and torch.get_num_threads() != before:
-        torch.set_num_threads(before)
+    if torch.get_num_threads() != _THREADS[0]:
+        torch.set_num_threads(_THREADS[0])
