@@ -32,6 +32,7 @@ from vos.export.format import (
     graph_specs,
 )
 from vos.export.runtime import read_manifest
+from vos.jobs.live_sources import SourcesError, read_sources_file
 from vos.jobs.manifest import ManifestError
 from vos.jobs.manifest import read_manifest as read_manifest_file
 from vos.model.config import ModelConfig
@@ -286,17 +287,22 @@ def test_a_spoiled_prompt_file_is_refused_naming_the_prompt_and_field(tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]  # reading writes nothing
 
 
+def read_or_refused(read, error: type[Exception], path: Path):
+    """``read(path)``, or ``None`` where it refused the file with ``error``, in one line that names the file."""
+    try:
+        return read(path)
+    except error as exc:
+        assert str(exc).startswith(str(path)) and "\n" not in str(exc), str(exc)
+        return None
+
+
 @EXAMPLES
 @given(content=st.one_of(st.binary(max_size=60), json_values.map(lambda v: json.dumps(v).encode())))
 def test_any_prompt_file_reads_or_is_refused_naming_it(tmp_path, content):
     path = tmp_path / "p.json"
     path.write_bytes(content)
-    try:
-        prompts = read_prompt_file(path)
-    except PromptError as exc:
-        assert str(exc).startswith(str(path)) and "\n" not in str(exc)
-    else:
-        assert prompts and all(isinstance(p, FramePrompt) for p in prompts)
+    prompts = read_or_refused(read_prompt_file, PromptError, path)
+    assert prompts is None or (prompts and all(isinstance(p, FramePrompt) for p in prompts))
 
 
 def test_a_prompt_file_nested_too_deeply_is_refused(tmp_path):
@@ -521,3 +527,33 @@ def test_any_manifest_reads_or_is_refused_naming_file_and_line(manifest_dir, lin
                                                          '{"video": ..., "prompts": ..., "out": ...})'), message
     else:
         assert entries and all(e.video.exists() for e in entries)
+
+
+# ---------------------------------------------------------------- the sources file of vos live --sources
+live_prompts = manifest_prompts.map(lambda entries: [{**e, "frame": 0} for e in entries])
+
+
+@EXAMPLES
+@given(prompts=st.lists(live_prompts, min_size=1, max_size=3))
+def test_a_valid_sources_file_reads_as_the_sources_it_holds(tmp_path, prompts):
+    path = tmp_path / "sources.json"
+    items = [{"source": f"rtsp://cam{i}.local/stream", "prompts": p, "out": f"out{i}.mp4"} for i, p in enumerate(prompts)]
+    path.write_text(json.dumps(items))
+    entries = read_sources_file(path)
+    assert [e.source for e in entries] == [item["source"] for item in items]
+    assert [e.out for e in entries] == [tmp_path / item["out"] for item in items]
+    assert all(p.frame == 0 for e in entries for p in e.prompts)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sources.json"]  # reading writes nothing
+
+
+@EXAMPLES
+@given(content=st.one_of(
+    st.binary(max_size=60), json_values.map(lambda v: json.dumps(v).encode()),
+    st.lists(st.fixed_dictionaries({"source": json_values | st.just("0"), "prompts": json_values},
+                                   optional={"out": json_values}), min_size=1, max_size=3).map(
+        lambda v: json.dumps(v).encode())))
+def test_any_sources_file_reads_or_is_refused_naming_it(tmp_path, content):
+    path = tmp_path / "sources.json"
+    path.write_bytes(content)
+    entries = read_or_refused(read_sources_file, SourcesError, path)
+    assert entries is None or (entries and all(e.prompts for e in entries))
