@@ -35,7 +35,8 @@ from streams.files import atomic_write
 
 from ..errors import one_line, shown, user_errors
 from ..tracking.prompts import FramePrompt, PromptError, prompts_from_json, read_prompt_file
-from .track import check_out_dir, check_request, index_ranges, track_settings, track_video
+from .track import (check_out_dir, check_request, index_ranges, remove_overlay_parts, track_settings,
+                    track_video)
 
 KEYS = ("video", "prompts", "out")
 DONE = "done.json"  # written last: the entry is finished
@@ -328,8 +329,7 @@ def _run_entry(entry: Entry, model, settings, masks: str, overlay: bool, progres
         entry.out.mkdir(parents=True, exist_ok=True)
         _write_marker(entry.out / STARTED, {"entry": entry.identity})
         (entry.out / DONE).unlink(missing_ok=True)  # replaced (--overwrite): no longer this folder's outputs
-        for part in entry.out.glob(".overlay-part*"):  # what a killed run's backward pass left
-            part.unlink()
+        remove_overlay_parts(entry.out / "overlay.mp4")  # what a killed run's backward pass left
         outputs = track_video(model, entry.video, prompts, entry.out, overlay=overlay, masks=masks,
                               settings=settings, progress=progress, overwrite=True)
         seconds = time.monotonic() - started

@@ -135,6 +135,17 @@ def remove_previous_outputs(out_dir: Path) -> None:
         shutil.rmtree(out_dir / "masks")
 
 
+def overlay_part(overlay: Path, first: int) -> Path:
+    """The hidden part file of ``overlay`` that holds the frames from ``first`` on, while a run is under way."""
+    return overlay.with_name(f".{overlay.stem}-part{first:07d}{overlay.suffix}")
+
+
+def remove_overlay_parts(overlay: Path) -> None:
+    """Delete the part files of ``overlay`` that a killed run left."""
+    for part in overlay.parent.glob(f".{overlay.stem}-part*{overlay.suffix}"):  # as overlay_part names them
+        part.unlink()
+
+
 def track_video(
     model: TrackingModel,
     video: str | os.PathLike | SeekableSource,
@@ -231,7 +242,7 @@ class _Run(Sink):
             return None
         path = self.outputs.overlay
         if not self.live:
-            path = self.parts[first] = path.with_name(f".{path.stem}-part{first:07d}{path.suffix}")
+            path = self.parts[first] = overlay_part(path, first)
         return OverlaySink(path, self.fps)
 
     def _write_masks(self, frame: Frame, result: FrameResult) -> None:
