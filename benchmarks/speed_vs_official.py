@@ -90,8 +90,9 @@ def peak_memory_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def timed_frames(results, warmup: int, totals: dict) -> tuple[list[float], list]:
-    """Iterate ``results`` (each yielding boolean masks), timing each; stage totals restart after warm-up."""
+def timed_frames(results, warmup: int, totals: dict, warm: list | None = None) -> tuple[list[float], list]:
+    """Iterate ``results`` (each yielding boolean masks), timing each; stage totals restart after warm-up, when
+    ``warm`` (if given) gets what compiling had cost by then."""
     times, masks = [], []
     t0 = time.perf_counter()
     for m in results:
@@ -101,6 +102,10 @@ def timed_frames(results, warmup: int, totals: dict) -> tuple[list[float], list]
         t0 = t1
         if len(times) == warmup:
             totals.clear()
+            if warm is not None:
+                from vos.model.compiled import compile_stats
+
+                warm.append(compile_stats())
     return times[warmup:], masks
 
 
@@ -122,15 +127,25 @@ def clicked_predictor(model, folder: Path, objects: int, precision: str):
     return predictor
 
 
-def run_vos(config: str, size: int, objects: int, folder: Path, warmup: int, precision: str) -> dict:
+def run_vos(config: str, size: int, objects: int, folder: Path, warmup: int, mode: str) -> dict:
+    """vos in ``mode``: a precision, ``+compile`` for the compiled model (it compiles during the warm-up)."""
+    from vos.model.compiled import compile_model, compile_stats
+
+    precision, _, compiled = mode.partition("+")
     model = vos_model(config, size)
+    if compiled:
+        compile_model(model)
     totals: dict[str, float] = defaultdict(float)
     time_stages(model, totals)
     reset_peak_memory()
+    warm: list = []
     predictor = clicked_predictor(model, folder, objects, precision)
-    timed, masks = timed_frames((r.masks for r in predictor.propagate(0)), warmup, totals)
-    return {"seconds_per_frame": sum(timed) / len(timed), "masks": masks,
-            "stages_ms": {k: 1000 * v / len(timed) for k, v in totals.items()}}
+    timed, masks = timed_frames((r.masks for r in predictor.propagate(0)), warmup, totals, warm)
+    out = {"seconds_per_frame": sum(timed) / len(timed), "masks": masks,
+           "stages_ms": {k: 1000 * v / len(timed) for k, v in totals.items()}}
+    if compiled:
+        out.update(warmup_compile=vars(warm[0]), timed_compile=vars(compile_stats() - warm[0]))
+    return out
 
 
 OFFICIAL_STAGES = {"image encoder": "image_encoder", "memory attention": "memory_attention",
@@ -274,7 +289,8 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=["sam2.1_hiera_tiny"], choices=sorted({*YAML, *EFFICIENT}))
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
     parser.add_argument("--objects", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"], help="vos modes to run")
+    parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"],
+                        help="vos modes to run: float32, bfloat16, and either with +compile (load_model(compile=True))")
     parser.add_argument("--frames", type=int, default=13)
     parser.add_argument("--warmup", type=int, default=9)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -305,7 +321,8 @@ def main() -> None:
                         if tool != "official" and "error" not in row["official"]:
                             row[tool]["speedup"] = row["official"]["seconds_per_frame"] / row[tool]["seconds_per_frame"]
                     loaded = {t: list(np.load(m).values()) for t, m in masks.items() if "error" not in row[t]}
-                    for tool, reference in (("float32", "official"), ("bfloat16", "float32")):
+                    for tool, reference in (("float32", "official"), ("bfloat16", "float32"),
+                                            ("float32+compile", "float32"), ("bfloat16+compile", "bfloat16")):
                         if tool in loaded and reference in loaded:
                             iou = mask_iou(loaded[tool], loaded[reference])
                             row[tool]["iou_vs_" + reference] = {"min": float(iou.min()), "mean": float(iou.mean())}
@@ -381,6 +398,14 @@ def report(args: argparse.Namespace, ceiling: dict, rows: list[dict], tools: lis
                 ratios = ", ".join(f"{t} {by[8][t]['seconds_per_frame'] / by[1][t]['seconds_per_frame']:.2f}x" for t in tools
                                    if "error" not in by[8][t] and "error" not in by[1][t])
                 lines += ["", f"{config} at {size}: 8 objects cost, relative to one object: {ratios}."]
+    for r in rows:
+        for m in modes:
+            if "warmup_compile" in r[m]:
+                w, t = r[m]["warmup_compile"], r[m]["timed_compile"]
+                eager = r[m].get("iou_vs_" + m.partition("+")[0])
+                lines += ["", f"{r['config']} at {r['size']} px, {r['objects']} objects, {m}: {w['graphs']} graphs "
+                          f"compiled in {w['seconds']:.0f} s during the warm-up, {t['graphs']} during the timed frames"
+                          + (f"; masks vs eager: IoU min {eager['min']:.3f}, mean {eager['mean']:.3f}." if eager else ".")]
     failures = [f"{r['config']} at {r['size']} px with {r['objects']} objects: the official code fails "
                 f"(`{r['official']['error']}`)." for r in rows if "error" in r["official"]]
     if failures:

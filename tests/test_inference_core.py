@@ -146,3 +146,27 @@ def test_a_model_that_tracks_with_the_previous_mask_sees_it_on_every_tracked_fra
         low = torch.nn.functional.interpolate((previous > 0).float(), size=(16, 16), mode="area")
         agree = ((low > 0.5) == (prior > 0)).float().mean()
         assert agree > 0.9, (t, agree)
+
+
+# ---------------------------------------------------------------- host syncs
+_TO_HOST = ("item", "tolist", "cpu", "__float__", "__int__", "__bool__")  # (.numpy() needs .cpu() first on a GPU)
+
+
+@pytest.mark.parametrize("objects", [1, 4])
+def test_a_tracked_frame_reads_the_device_once_whatever_the_number_of_objects(objects, monkeypatch):
+    """Every read of a tensor's values on the host is a sync on a GPU: the per-frame loop makes one for all
+    objects together (their scores, which the memory bank decides on), and reading the masks one more."""
+    from vos.tracking.live_tracker import LiveTracker
+
+    frames = moving_shapes(6, (64, 96))
+    tracker = LiveTracker(tiny_tracking_model())
+    tracker.step(frames[0], {i + 1: Prompt.make(points=[[15 + 12 * i, 20]]) for i in range(objects)})
+    tracker.step(frames[1])
+    calls = []
+    for name in _TO_HOST:
+        original = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _o=original, _n=name, **k: calls.append(_n) or _o(self, *a, **k))
+    for image in frames[2:]:
+        tracker.step(image).masks
+    monkeypatch.undo()
+    assert len(calls) == 2 * len(frames[2:]), calls

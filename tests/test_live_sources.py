@@ -78,15 +78,21 @@ def test_each_stream_gets_what_a_tracker_of_its_own_would(model, batch_frames):
     assert tracker.memory_bytes() > 0
 
 
-def test_the_image_encoder_runs_once_per_step_for_every_stream(model, monkeypatch):
-    calls = []
-    original = type(model).encode_image
-    monkeypatch.setattr(type(model), "encode_image", lambda self, x: calls.append(x.shape[0]) or original(self, x))
+def test_each_part_of_the_model_runs_once_per_step_for_every_stream(model, monkeypatch):
+    """The image encoder takes every stream's frame in one call; once the streams' memories have one shape,
+    memory attention, the decoder and the memory encoder take every stream's tracked objects in one call."""
+    calls = {name: [] for name in ("encode_image", "condition_on_memories", "predict_masks", "encode_memory")}
+    for name, batch in calls.items():
+        original = getattr(type(model), name)
+        monkeypatch.setattr(type(model), name, lambda self, x, *a, _o=original, _b=batch, **k: _b.append(x.shape[0]) or _o(self, x, *a, **k))
     clips = _clips()
     tracker = MultiStreamTracker(model)
     tracker.step({k: c[0] for k, c in clips.items()}, PROMPTS)
-    tracker.step({"door": clips["door"][1], "gate": clips["gate"][1]})
-    assert calls == [3, 2]
+    assert calls["encode_image"] == [3] and calls["condition_on_memories"] == []  # prompts are read without memory
+    for calls_of in calls.values():
+        calls_of.clear()
+    tracker.step({"door": clips["door"][1], "gate": clips["gate"][1]})  # 2 objects at the door, 1 at the gate
+    assert calls == {"encode_image": [2], "condition_on_memories": [3], "predict_masks": [3], "encode_memory": [3]}
 
 
 def test_a_bad_frame_or_prompt_names_its_stream_and_changes_nothing(model):

@@ -31,7 +31,7 @@ from vos.export.runtime import OnnxModel
 from vos.model.config import ModelConfig, get_config
 from vos.model.sam2 import SAM2Model
 from vos.tracking.core import TrackerSettings
-from vos.tracking.live_tracker import LiveTracker
+from vos.tracking.live_tracker import LiveTracker, MultiStreamTracker
 from vos.tracking.prompts import Prompt
 from vos.tracking.video_predictor import VideoPredictor
 
@@ -239,6 +239,21 @@ def test_live_tracker_on_onnx_runtime_gives_pytorchs_masks(embedded):
         tracker = LiveTracker(m)
         runs.append([tracker.step(image, prompts.get(i)) for i, image in enumerate(frames)])
     _assert_same_results(*runs)
+
+
+def test_several_streams_on_onnx_runtime_get_what_a_tracker_of_their_own_would(embedded):
+    """The exported graphs take one frame's features: MultiStreamTracker then runs each stream's frame on its
+    own, with the results of a LiveTracker of its own, bit for bit."""
+    onnx_model = OnnxModel(embedded[2])
+    clips = {"a": moving_shapes(4, SIZE), "b": moving_shapes(4, SIZE, seed=3)}
+    prompts = {"a": {1: Prompt.make(points=[[45, 50]])}, "b": {1: Prompt.make(box=[130, 70, 165, 105])}}
+    tracker = MultiStreamTracker(onnx_model)
+    together = [tracker.step({k: c[i] for k, c in clips.items()}, prompts if i == 0 else None) for i in range(4)]
+    for k, frames in clips.items():
+        alone = LiveTracker(onnx_model)
+        for i, image in enumerate(frames):
+            ours, theirs = together[i][k], alone.step(image, prompts[k] if i == 0 else None)
+            assert torch.equal(ours.logits, theirs.logits) and torch.equal(ours.object_scores, theirs.object_scores)
 
 
 def test_vos_track_with_runtime_onnx_writes_the_same_masks(embedded, clip, tmp_path):

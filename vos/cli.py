@@ -28,7 +28,7 @@ def _eval(args: argparse.Namespace) -> int:
     run = evaluate(args.dataset, args.root, predictions=args.predictions, checkpoint=args.checkpoint,
                    config=args.config, image_size=args.image_size, images=args.images, split=args.split,
                    out=args.out, device=args.device, precision=args.precision, processes=args.processes,
-                   later_objects=args.track_later_objects)
+                   later_objects=args.track_later_objects, compile=args.compile)
     if run is None:  # a torchrun worker: rank 0 reports
         return 0
     for line in run.report.table():
@@ -147,7 +147,7 @@ def _track_manifest(args: argparse.Namespace) -> int:
     run = run_manifest(args.manifest, masks=args.masks, overlay=not args.no_video, overwrite=args.overwrite,
                        checkpoint=args.checkpoint, onnx=args.runtime[1], config=args.config, image_size=args.image_size,
                        precision=args.precision, device=args.device, summary=args.summary,
-                       log=lambda line: print(line, flush=True))
+                       log=lambda line: print(line, flush=True), compile=args.compile)
     if run is None:  # a torchrun worker: rank 0 reports
         return 0
     for line in run.lines():
@@ -161,7 +161,7 @@ def _app(args: argparse.Namespace) -> int:
 
     try:
         run_app(args.input, checkpoint=args.checkpoint, config=args.config, image_size=args.image_size,
-                device=args.device, precision=args.precision, port=args.port)
+                device=args.device, precision=args.precision, port=args.port, compile=args.compile)
     except KeyboardInterrupt:
         print("vos app: stopped")
     return 0
@@ -210,11 +210,13 @@ def _live_sources(args: argparse.Namespace) -> int:
 
 
 def _tracking_model(args: argparse.Namespace):
-    """The model of the --runtime, --checkpoint, --config, --image-size, --precision and --device options."""
+    """The model of the --runtime, --checkpoint, --config, --image-size, --precision, --device and --compile
+    options."""
     from .jobs.model import tracking_model
 
     return tracking_model(args.checkpoint, onnx=args.runtime[1], config=args.config, image_size=args.image_size,
-                          precision=args.precision, device=args.device, everything=args.everything)
+                          precision=args.precision, device=args.device, everything=args.everything,
+                          compile=args.compile)
 
 
 class _RuntimeAction(argparse.Action):
@@ -320,6 +322,12 @@ def _add_precision_option(p: argparse.ArgumentParser) -> None:
                    "say so); float16: fast mode on GPUs")
 
 
+def _add_compile_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model's per-frame modules (PyTorch runtime): faster frames once compiled; "
+                   "the first frames compile (tens of seconds to minutes on a CPU; the time is printed at the end)")
+
+
 def _add_prompt_options(p: argparse.ArgumentParser, live: bool) -> None:
     """The prompt and model options of 'vos track' and 'vos live' (live prompts are for the first frame)."""
     where = "on the first frame" if live else "in video pixels"
@@ -339,6 +347,7 @@ def _add_prompt_options(p: argparse.ArgumentParser, live: bool) -> None:
     _add_config_option(p)
     p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
     _add_precision_option(p)
+    _add_compile_option(p)
     p.add_argument("--runtime", nargs="+", action=_RuntimeAction, default=("torch", None), metavar="torch|onnx DIR",
                    help="torch (default): PyTorch; 'onnx DIR': the ONNX graphs written by 'vos export MODEL --onnx DIR', "
                    "on ONNX Runtime's CPU execution provider (float32; needs pip install \"vos[onnx]\")")
@@ -404,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", help="SA-V only: the folder of frame folders (JPEGImages_24fps) to run the model on")
     p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
     _add_precision_option(p)
+    _add_compile_option(p)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--split", help="ImageSets text file listing the sequences to score (default: all folders)")
     p.add_argument("--out", help="where to write the CSV files and the plot (default: the predictions folder, or vos-eval)")
@@ -461,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_option(p)
     p.add_argument("--image-size", type=int, default=None, help="model input size (default: the checkpoint's)")
     _add_precision_option(p)
+    _add_compile_option(p)
     p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000; 0: any free port)")
     _add_threads_option(p)
@@ -625,7 +636,14 @@ def main(argv: list[str] | None = None) -> int:
             from .model.device import use_cpu_threads
 
             args.threads = use_cpu_threads(args.threads).threads
-        return args.func(args)
+        if not getattr(args, "compile", False):
+            return args.func(args)
+        from .model.compiled import compile_stats
+
+        try:
+            return args.func(args)
+        finally:  # what the compiled run paid for compiling, said once
+            print(f"vos {args.command} --compile: {compile_stats().describe()}", flush=True)
     except KeyboardInterrupt as exc:  # a run's own summary ("interrupted after N frames; kept ...") when it has one
         print(f"vos {args.command}: {one_line(exc) if str(exc) else 'interrupted'}", file=sys.stderr)
         return 130

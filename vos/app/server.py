@@ -355,13 +355,13 @@ def serve(app: App, port: int = 8000) -> None:
 
 def run_app(video: str | None, *, checkpoint: str | None = None, config: str | None = None,
             image_size: int | None = None, device: str | None = None, precision: str = "float32",
-            port: int = 8000) -> None:
+            port: int = 8000, compile: bool = False) -> None:
     """``vos app``: serve the page for ``video`` with the model of ``checkpoint`` (default: the embedded one;
-    the page may open another, which ``config`` and ``image_size`` apply to as well) until Ctrl-C."""
+    the page may open another, which ``config``, ``image_size`` and ``compile`` apply to as well) until Ctrl-C."""
     from ..weights.load import load_model
 
     def model(name: str | None):
-        return load_model(name, config=config, image_size=image_size, device=device or "cpu")
+        return load_model(name, config=config, image_size=image_size, device=device or "cpu", compile=compile)
 
     # The options an export's replay command repeats, as 'vos track' spells them.
     options = [str(o) for name, value in (("--config", config), ("--image-size", image_size))

@@ -44,12 +44,13 @@ def evaluate(
     processes: int | None = None,
     later_objects: bool = False,
     progress: bool = True,
+    compile: bool = False,
 ) -> EvalRun | None:
     """Score ``predictions`` (a folder of sequence folders), or run ``checkpoint`` (default: the embedded
     model) with the official evaluation defaults into ``out/masks`` and score that (sequences already there
     are scored, not recomputed). ``root``: a DAVIS root (``Annotations/480p``), a YouTube-VOS-style root
     (``Annotations``) or an annotation folder of sequences (for SA-V: ``Annotations_6fps``, with the frames
-    in ``images``). ``split``: an ``ImageSets`` file (default: every sequence). Files go to ``out`` (default:
+    in ``images``; ``compile``: :func:`~vos.weights.load.load_model`'s). ``split``: an ``ImageSets`` file (default: every sequence). Files go to ``out`` (default:
     the predictions folder, or ``vos-eval``). Under ``torchrun`` only rank 0 gets the result; other ranks
     get ``None``."""
     if dataset not in DATASETS:
@@ -70,7 +71,8 @@ def evaluate(
         mine = shard.take(names)
         masks = Path(predictions) if predictions is not None else out / "masks"
         if predictions is None:
-            _predict(dataset, root, images, masks, mine, shard, checkpoint, config, image_size, precision, later_objects)
+            _predict(dataset, root, images, masks, mine, shard, checkpoint, config, image_size, precision, later_objects,
+                     compile)
         score = evaluate_davis if dataset == "davis" else evaluate_sav
         gathered = shard.gather(score(gt, masks, mine, processes, progress=progress and shard.is_main).objects)
     finally:
@@ -88,12 +90,12 @@ def evaluate(
 
 
 def _predict(dataset, root, images, masks, names, shard, checkpoint, config, image_size, precision,
-             later_objects) -> None:
+             later_objects, compile) -> None:
     """Run the model over this process's share of the sequences, into ``masks``."""
     from ..weights.load import load_model
     from .dataset_masks import davis_settings, predict_davis, predict_sav, sav_settings
 
-    model = load_model(checkpoint, config=config, image_size=image_size, device=shard.device)
+    model = load_model(checkpoint, config=config, image_size=image_size, device=shard.device, compile=compile)
     if dataset == "davis":
         predict_davis(model, root, masks, names, davis_settings(precision), progress=shard.is_main,
                       later_objects=later_objects)

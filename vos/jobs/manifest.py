@@ -255,6 +255,7 @@ def run_manifest(
     summary: str | os.PathLike | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    compile: bool = False,
 ) -> ManifestRun | None:
     """Track every entry of ``manifest`` (see the module's description) with the options of ``vos track``
     (``masks``, ``overlay``, ``overwrite``, the model's). Under ``torchrun`` the entries still to run are
@@ -284,7 +285,7 @@ def run_manifest(
         results = []
         if mine:
             model = tracking_model(checkpoint, onnx=onnx, config=config, image_size=image_size, precision=precision,
-                                   device=shard.device)
+                                   device=shard.device, compile=compile)
             settings = track_settings(precision)
             bar = progress and shard.world_size == 1
             for i, entry in enumerate(mine, 1):

@@ -226,7 +226,7 @@ class Hiera(nn.Module):
         """Background embedding resized to the token grid plus the window embedding tiled over it,
         ``(1, H, W, C)``. Without autograd it is kept until the weights or the grid change: the bicubic resize
         costs 30-40 ms a frame at 1024 px."""
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():  # a compiled graph keeps no cache
             return self._position_embedding(height, width)
         key = (height, width, self.pos_embed._version, self.pos_embed_window._version, self.pos_embed.device,
                self.pos_embed.dtype, self.pos_embed.data_ptr())

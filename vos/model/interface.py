@@ -45,8 +45,9 @@ class TrackingModel(Protocol):
 
     ``supports_autocast``: the model computes under ``torch.autocast``, so the trackers' fast precisions
     (bfloat16, float16) apply to it; a model that computes in float32 whatever autocast says declares
-    ``False`` and the trackers refuse those precisions for it. ``batches_images``: :meth:`encode_image` takes
-    several images ``(B, 3, S, S)`` at once (a fixed-shape graph takes one).
+    ``False`` and the trackers refuse those precisions for it. ``batches_images``: the model takes several
+    frames at once: :meth:`encode_image` images ``(B, 3, S, S)``, and the other methods the features of ``B``
+    different frames, one an object (a fixed-shape graph takes one frame, broadcast over its objects).
     """
 
     config: ModelConfig

@@ -67,7 +67,8 @@ class Linear(nn.Linear):
 
     def _dtype(self, x: torch.Tensor) -> torch.dtype | None:
         """The dtype the packed kernel would run in, or None where it must not run."""
-        if not self.packed or x.device.type != "cpu" or self.weight.device.type != "cpu":
+        # Under torch.compile the compiler picks (and packs) its own kernels.
+        if not self.packed or x.device.type != "cpu" or self.weight.device.type != "cpu" or torch.compiler.is_compiling():
             return None
         if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
             return None
@@ -99,7 +100,7 @@ _QUERY_BLOCK = 512
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
     """Softmax attention, ``q (..., Nq, D)``, ``k, v (..., Nk, D)`` -> ``(..., Nq, D)``, scaled by ``D ** -0.5``."""
-    if q.dtype != torch.bfloat16 or q.device.type != "cpu" or dropout_p > 0.0:
+    if q.dtype != torch.bfloat16 or q.device.type != "cpu" or dropout_p > 0.0 or torch.compiler.is_compiling():
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
     q = q * q.shape[-1] ** -0.5
     k_t = k.transpose(-2, -1).contiguous()  # one copy, then every block's product reads keys in order (2x faster)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .kernels import Linear
-from .position_encoding import apply_rope, axial_rope_angles
+from .position_encoding import apply_rope, axial_rope_angles, traced
 from .transformer import Attention
 
 
@@ -84,7 +84,10 @@ class RoPEAttention(Attention):
             # polar() rounds cos/sin exactly as the official complex-valued RoPE does (plain cos()
             # differs by one ulp), which keeps long videos bit-identical instead of drifting.
             rotation = torch.polar(torch.ones_like(angles), angles)
-            self._angles[key] = (rotation.real.contiguous(), rotation.imag.contiguous())
+            cos_sin = (rotation.real.contiguous(), rotation.imag.contiguous())
+            if traced():  # a traced graph computes them: storing them would invalidate the graph
+                return cos_sin
+            self._angles[key] = cos_sin
         return self._angles[key]
 
     def forward(
@@ -104,10 +107,10 @@ class RoPEAttention(Attention):
                 raise ValueError(f"{n_rope} rotary keys do not tile {n_q} queries")
             # Each memory frame's keys rotate as if it were the current frame: broadcast over frames
             # rather than tiling the rotation, whose size would grow with the memory. Rotated keys and
-            # the unrotated pointer keys go straight into one tensor (no concatenation copy), but in an
-            # exported graph, where writes into views become scatters.
+            # the unrotated pointer keys go straight into one tensor (no concatenation copy), but in a
+            # traced graph, where writes into views become scatters.
             frames = (n_rope // n_q, n_q)
-            if torch.compiler.is_exporting():
+            if traced():
                 rotated = apply_rope(k[:, :, :n_rope].unflatten(2, frames), cos, sin).flatten(2, 3)
                 k = torch.cat([rotated, k[:, :, n_rope:]], dim=2)
             else:

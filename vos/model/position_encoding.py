@@ -38,7 +38,10 @@ class SinePositionEncoding(nn.Module):
             pos = torch.cat(
                 [py[:, None, :].expand(height, width, -1), px[None, :, :].expand(height, width, -1)], dim=-1
             )
-            self._cache[key] = pos.permute(2, 0, 1).contiguous()
+            pos = pos.permute(2, 0, 1).contiguous()
+            if traced():
+                return pos
+            self._cache[key] = pos
         return self._cache[key]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,6 +97,12 @@ def axial_rope_angles(head_dim: int, width: int, height: int, theta: float = 100
     return torch.cat([torch.outer(t_x, freqs), torch.outer(t_y, freqs)], dim=-1)
 
 
+def traced() -> bool:
+    """Whether the code runs in a graph being traced (``torch.export`` for ONNX, or ``torch.compile``), where
+    writes into views of other tensors are better written as plain products and concatenations."""
+    return torch.compiler.is_exporting() or torch.compiler.is_compiling()
+
+
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """Rotate consecutive channel pairs of ``x (..., N, D)`` by angles given as ``cos, sin (N, D/2)``, into
     ``out`` (same shape, may be a view into a larger tensor) when given.
@@ -101,9 +110,10 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, out: torch
     Plain real products and sums on purpose: PyTorch's vectorised complex product rounds some elements
     differently depending on memory alignment, which made identical runs differ in the last bit (and complex
     numbers do not export to ONNX)."""
-    if x.dtype != torch.float32 or (torch.is_grad_enabled() and x.requires_grad) or torch.compiler.is_exporting():
-        # Other dtypes rotate in float32 and round once; autograd cannot follow writes into ``out=``, and an
-        # exported graph would turn them into scatters (ONNX has no writes into views).
+    if x.dtype != torch.float32 or (torch.is_grad_enabled() and x.requires_grad) or traced():
+        # Other dtypes rotate in float32 and round once; autograd cannot follow writes into ``out=``, and a
+        # traced graph would turn them into scatters (ONNX has no writes into views; torch.compile's
+        # functionalisation fails on ``out=`` views of views).
         pairs = x.float().unflatten(-1, (-1, 2))
         real, imag = pairs[..., 0], pairs[..., 1]
         rotated = torch.stack((real * cos - imag * sin, real * sin + imag * cos), dim=-1).flatten(-2).to(x.dtype)

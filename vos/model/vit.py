@@ -89,7 +89,7 @@ class ViTTrunk(nn.Module):
     def position_embedding(self, height: int, width: int) -> torch.Tensor:
         """The stored embedding without its class-token slot, resized to the token grid: ``(1, H, W, C)``.
         Kept without autograd until the weights or the grid change (a bicubic resize per frame otherwise)."""
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():  # a compiled graph keeps no cache
             return self._position_embedding(height, width)
         key = (height, width, self.pos_embed._version, self.pos_embed.device, self.pos_embed.dtype,
                self.pos_embed.data_ptr())

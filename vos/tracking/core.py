@@ -197,9 +197,7 @@ def _computes(method):
 
     @functools.wraps(method)
     def wrapper(self: "InferenceCore", *args, **kwargs):
-        dtype = _PRECISIONS[self.settings.precision]
-        autocast = torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
-        with torch.inference_mode(), autocast:
+        with self.computing():
             return method(self, *args, **kwargs)
 
     return wrapper
@@ -230,6 +228,14 @@ class InferenceCore:
     @property
     def device(self) -> torch.device:
         return self.model.device
+
+    @contextlib.contextmanager
+    def computing(self):
+        """Inference mode, under autocast in a fast precision: where every computation of the core runs."""
+        dtype = _PRECISIONS[self.settings.precision]
+        autocast = torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
+            yield
 
     @property
     def _low_res(self) -> tuple[int, int]:
@@ -294,7 +300,6 @@ class InferenceCore:
                 for image, index, size, f in zip(images, indices, sizes, features)]
 
     # ------------------------------------------------------------------ a frame tracked; prompts applied
-    @_computes
     def track_frame(
         self,
         frame: EncodedFrame,
@@ -317,8 +322,14 @@ class InferenceCore:
         objects as they were; then new objects are added, each object's state is advanced, and what memory
         can no longer reach is dropped (``TrackerSettings.keep_history``).
         """
+        return track_frames([(self, frame, prompts)], reverse=reverse, from_first_prompt=from_first_prompt,
+                            discover=discover)[0]
+
+    def _to_track(
+        self, frame: EncodedFrame, prompts: Mapping[int, Prompt], reverse: bool, from_first_prompt: bool
+    ) -> tuple[list[int], list[int]]:
+        """Which objects the frame concerns (``active``) and which of them are tracked from memory on it."""
         t = frame.index
-        prompts = dict(prompts or {})
         keeps = (lambda o: t in o.inputs) if self.settings.keep_corrections else (lambda o: t in o.prompted)
 
         def started(obj: TrackedObject) -> bool:
@@ -326,8 +337,18 @@ class InferenceCore:
 
         active = [i for i, obj in self.objects.items() if started(obj)]
         to_track = [i for i in active if not keeps(self.objects[i]) and not (i in prompts and prompts[i].mask is not None)]
-        previous = [self.objects[i].previous_logits(t, reverse) for i in to_track]
-        tracked = dict(zip(to_track, self.track(frame, [self.objects[i].bank for i in to_track], reverse, previous)))
+        return active, to_track
+
+    def _tracking_rows(self, frame: EncodedFrame, to_track: list[int], reverse: bool) -> list["TrackingRow"]:
+        return [TrackingRow(frame, self.objects[i].bank.select(frame.index, reverse, self.num_frames),
+                            self.objects[i].previous_logits(frame.index, reverse)) for i in to_track]
+
+    def _after_tracking(
+        self, frame: EncodedFrame, prompts: dict[int, Prompt], active: list[int], tracked: dict[int, ObjectOutput],
+        reverse: bool, discover: Callable[[EncodedFrame, FrameResult], Mapping[int, Prompt]] | None,
+    ) -> dict[int, ObjectOutput]:
+        """The rest of :meth:`track_frame` once its objects are tracked: discovery, prompts, the state change."""
+        t = frame.index
         if discover is not None:
             found = dict(discover(frame, self.result(t, frame.size, {i: _stored(o) for i, o in tracked.items()})))
             for obj_id, prompt in found.items():
@@ -459,8 +480,10 @@ class InferenceCore:
         ious = heads.ious.max(dim=1).values if multimask else heads.ious[:, 0]
         obj_ptr = heads.obj_ptr.float()
         every = heads.low_res_multimasks.float() if multimask else None
+        # The scores the memory bank decides on, in one transfer for the batch (a host sync on a GPU), not per object.
+        scores, ious = torch.stack([heads.object_score[:, 0].float(), ious.float()]).tolist()
         return [
-            ObjectOutput(logits[i : i + 1], float(heads.object_score[i, 0]), float(ious[i]), obj_ptr[i],
+            ObjectOutput(logits[i : i + 1], scores[i], ious[i], obj_ptr[i],
                          memory=None if memory is None else memory[i],
                          candidates=None if every is None else (every[i], heads.ious[i].float()), **flags)
             for i in range(logits.shape[0])
@@ -500,26 +523,34 @@ class InferenceCore:
         heads = clicked_heads(model, features, frame.high_res(1), coords, labels, prev_logits, multimask)
         return self._outputs(heads, multimask, prompted=prompted, from_user=True)[0]
 
-    def track(
-        self, frame: EncodedFrame, banks: list[MemoryBank], reverse: bool = False,
-        previous: list[torch.Tensor | None] | None = None,
-    ) -> list[ObjectOutput]:
-        """Track every object of ``banks`` on the frame, in one batch; memories are encoded too. ``previous``:
-        each object's latest logits ``(1, 1, h, w)`` before this frame in the direction of travel (or
-        ``None``), which models that track with the previous mask see."""
-        if not banks:
+    def track(self, rows: list["TrackingRow"]) -> list[ObjectOutput]:
+        """Track one object a row, each on its row's frame (one frame, or the frames of several streams), in
+        one batch (``TrackerSettings.batch_objects``); memories are encoded too."""
+        if not rows:
             return []
-        previous = previous or [None] * len(banks)
-        if len(banks) > 1 and not self.settings.batch_objects:
-            return [out for bank, prev in zip(banks, previous) for out in self.track(frame, [bank], reverse, [prev])]
+        if len(rows) > 1 and not self.settings.batch_objects:
+            return [out for row in rows for out in self.track([row])]
         model = self.model
-        selections = [bank.select(frame.index, reverse, self.num_frames) for bank in banks]
+        frames = [row.frame for row in rows]
+        if not model.batches_images and any(f is not frames[0] for f in frames):  # one frame at a time
+            by_frame: dict[int, list[int]] = {}
+            for i, f in enumerate(frames):
+                by_frame.setdefault(id(f), []).append(i)
+            outputs: dict[int, ObjectOutput] = {}
+            for group in by_frame.values():
+                outputs.update(zip(group, self.track([rows[i] for i in group])))
+            return [outputs[i] for i in range(len(rows))]
+        if all(f is frames[0] for f in frames):  # one frame: its features once, for all objects
+            vision, vision_pos, high_res = frames[0].vision, frames[0].features.vision_pos_enc[-1], frames[0].high_res(len(rows))
+        else:
+            vision = torch.cat([f.vision for f in frames])
+            vision_pos = torch.cat([f.features.vision_pos_enc[-1] for f in frames])
+            high_res = [torch.cat(level) for level in zip(*(f.high_res(1) for f in frames))]
         prior = None
         if model.config.track_with_previous_mask:
-            prior = prior_logits(previous, self._low_res, self.device)
-        heads = tracked_heads(model, frame.vision, frame.features.vision_pos_enc[-1], frame.high_res(len(banks)),
-                              selections, prior)
-        memory, _ = model.encode_memory(frame.vision, heads.high_res_masks, heads.object_score)
+            prior = prior_logits([row.previous for row in rows], self._low_res, self.device)
+        heads = tracked_heads(model, vision, vision_pos, high_res, [row.selection for row in rows], prior)
+        memory, _ = model.encode_memory(vision, heads.high_res_masks, heads.object_score)
         return self._outputs(heads, model.use_multimask(False, 0), memory)
 
     def encode_prompted(self, frame: EncodedFrame, outputs: list[ObjectOutput]) -> list[ObjectOutput]:
@@ -537,6 +568,43 @@ def _stored(out: ObjectOutput | tuple[torch.Tensor, float] | None) -> tuple[torc
     if isinstance(out, ObjectOutput):
         return out.logits, out.object_score
     return out
+
+
+@dataclass(frozen=True)
+class TrackingRow:
+    """One object to track on one frame: the frame, its memory selection, and its latest logits ``(1, 1, h, w)``
+    before the frame in the direction of travel (or ``None``)."""
+
+    frame: EncodedFrame
+    selection: Selection
+    previous: torch.Tensor | None
+
+
+def track_frames(
+    steps: list[tuple[InferenceCore, EncodedFrame, Mapping[int, Prompt] | None]],
+    *,
+    reverse: bool = False,
+    from_first_prompt: bool = False,
+    discover: Callable[[EncodedFrame, FrameResult], Mapping[int, Prompt]] | None = None,
+) -> list[dict[int, ObjectOutput]]:
+    """:meth:`InferenceCore.track_frame` of each ``(core, frame, prompts)``: cores of one model and settings (the
+    streams of :class:`vos.tracking.live_tracker.MultiStreamTracker`), each a frame of its own, with the tracked
+    objects of all of them through memory attention, the decoder and the memory encoder in one batch. Results
+    differ from one core at a time by float rounding only (see ``TrackerSettings.batch_objects``)."""
+    if not steps:
+        return []
+    first = steps[0][0]
+    if any(core.model is not first.model or core.settings != first.settings for core, _, _ in steps):
+        raise ValueError("cores tracked together must share one model and one setting")
+    with first.computing():
+        plans = []
+        for core, frame, prompts in steps:
+            active, to_track = core._to_track(frame, prompts or {}, reverse, from_first_prompt)
+            plans.append((active, to_track, core._tracking_rows(frame, to_track, reverse)))
+        outputs = iter(first.track([row for _, _, rows in plans for row in rows]))
+        return [core._after_tracking(frame, dict(prompts or {}), active, {i: next(outputs) for i in to_track},
+                                     reverse, discover)
+                for (core, frame, prompts), (active, to_track, _) in zip(steps, plans)]
 
 
 # ---------------------------------------------------------------------- the heads path, with or without gradients
@@ -595,8 +663,8 @@ _BATCH_MEMORY_BYTES = 8 << 20
 def condition_on_selections(
     model: TrackingModel, vision: torch.Tensor, vision_pos: torch.Tensor, selections: list[Selection]
 ) -> torch.Tensor:
-    """Features ``vision, vision_pos (1, C, h, w)`` of one frame conditioned on each memory selection:
-    ``(B, C, h, w)`` for ``B = len(selections)``. Selections with the same signature go through memory
+    """Features ``vision, vision_pos (1, C, h, w)`` of one frame, or ``(B, C, h, w)`` of each row's frame,
+    conditioned on each memory selection: ``(B, C, h, w)`` for ``B = len(selections)``. Selections with the same signature go through memory
     attention together, in batches of at most ``_BATCH_MEMORY_BYTES`` of projected memory keys."""
     _, c, h, w = vision.shape
     # Token-major (hw, B, C) like the official layout: the decoder's kernels round differently on
@@ -615,14 +683,18 @@ def condition_on_selections(
         step = max(1, _BATCH_MEMORY_BYTES // (tokens * c * 4))
         for start in range(0, len(rows), step):
             part = slice(start, start + step)
-            b = len(rows[part])
             fused = model.condition_on_memories(
-                curr.expand(b, -1, -1), curr_pos.expand(b, -1, -1), memories[part], time_positions,
+                _rows(curr, rows[part]), _rows(curr_pos, rows[part]), memories[part], time_positions,
                 None if pointers is None else pointers[part], pointer_times,
             )
             fused_rows.update(zip(rows[part], fused.transpose(0, 1).unbind(1)))
     tokens = torch.stack([fused_rows[i] for i in range(len(selections))], 1)  # (hw, B, C)
     return tokens.permute(1, 2, 0).view(len(selections), c, h, w)
+
+
+def _rows(x: torch.Tensor, rows: list[int]) -> torch.Tensor:
+    """Rows ``rows`` of ``x (B, ...)``, or ``x (1, ...)`` expanded to as many."""
+    return x.expand(len(rows), *x.shape[1:]) if x.shape[0] == 1 else x[rows]
 
 
 def _memory_inputs(

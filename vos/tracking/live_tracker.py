@@ -11,7 +11,7 @@ from streams import Frame
 
 from ..errors import UnknownNameError
 from ..model.interface import TrackingModel
-from .core import EncodedFrame, InferenceCore, TrackerSettings
+from .core import EncodedFrame, InferenceCore, TrackerSettings, track_frames
 from .prompts import Prompt, PromptError, check_obj_id
 from .results import FrameResult
 
@@ -131,6 +131,10 @@ class LiveTracker(StreamTracker):
     ) -> FrameResult:
         """:meth:`step` on the next frame, already encoded and :meth:`check`-ed."""
         self.core.track_frame(frame, prompts, discover=discover)
+        return self._advanced(frame)
+
+    def _advanced(self, frame: EncodedFrame) -> FrameResult:
+        """The stream's state moved on to ``frame``, once its objects are tracked there; the frame's result."""
         self.frame_index, self.size = frame.index, frame.size
         return self.core.result(frame.index, frame.size)
 
@@ -140,13 +144,14 @@ class MultiStreamTracker:
 
     Each stream (by a key of the caller's: a name, a URL) is a :class:`LiveTracker` of its own, with its own
     objects, memory banks (bounded as always), frame numbering and frame size; streams may differ in size
-    and rate, and start, stop or skip steps independently. What is batched across streams: the image
-    encoder, the biggest cost of a frame, takes the frames of one :meth:`step` in one call (``batch_frames``
-    and a model with ``batches_images``). What is not: memory attention, the decoder and the memory encoder
-    run once per stream, on the objects of that stream together (``TrackerSettings.batch_objects``), through
-    :meth:`vos.tracking.core.InferenceCore.track_frame`, the one per-frame policy. A stream's results are
-    those of a :class:`LiveTracker` given the same frames, to float rounding of the batched image encoder
-    (masks alike, logits within about 1e-4); bit for bit with ``batch_frames=False``.
+    and rate, and start, stop or skip steps independently. With ``batch_frames``, the frames of one
+    :meth:`step` go through the image encoder in one call (with a model that ``batches_images``), and the
+    tracked objects of every stream through memory attention, the decoder and the memory encoder together
+    (:func:`vos.tracking.core.track_frames`, the one per-frame policy of
+    :meth:`~vos.tracking.core.InferenceCore.track_frame` on several streams; memory attention takes objects
+    whose selections have one shape in one batch). A stream's results are those of a :class:`LiveTracker`
+    given the same frames, to float rounding of the batches (masks alike, logits within about 1e-4); bit for
+    bit with ``batch_frames=False``, which runs the streams one after another.
 
     Example::
 
@@ -207,4 +212,7 @@ class MultiStreamTracker:
         encoded = encoder.encode_many(list(frames.values()), [trackers[k].frame_index + 1 for k in frames],
                                       batch=self.batch_frames) if encoder else []
         self.streams.update(trackers)
-        return {key: trackers[key].advance(frame, checked[key]) for key, frame in zip(frames, encoded)}
+        if not self.batch_frames:
+            return {key: trackers[key].advance(frame, checked[key]) for key, frame in zip(frames, encoded)}
+        track_frames([(trackers[key].core, frame, checked[key]) for key, frame in zip(frames, encoded)])
+        return {key: trackers[key]._advanced(frame) for key, frame in zip(frames, encoded)}

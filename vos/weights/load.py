@@ -24,6 +24,7 @@ def load_model(
     image_size: int | None = None,
     device: str | torch.device | None = "cpu",
     progress: bool = True,
+    compile: bool = False,
 ) -> SAM2Model:
     """Load a model from a checkpoint file or an official checkpoint name.
 
@@ -36,6 +37,8 @@ def load_model(
             variants, the one the file is named after).
         image_size: run the model at another square input size (a multiple of 32).
         device: where to put the model (``None``: the first CUDA GPU when there is one, else the CPU).
+        compile: ``torch.compile`` its per-frame modules (:func:`vos.model.compiled.compile_model`): faster
+            frames once compiled, at the cost of compiling on the first frames.
     Returns:
         the model in eval mode.
     """
@@ -58,4 +61,9 @@ def load_model(
         model = build_model(config, state_dict)
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
-    return model.to(device)
+    model = model.to(device)
+    if compile:
+        from ..model.compiled import compile_model
+
+        compile_model(model)
+    return model
