@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 COMPILED_MODULES = ("image_encoder", "memory_attention", "sam_prompt_encoder", "sam_mask_decoder", "memory_encoder",
@@ -24,12 +25,29 @@ COMPILED_MODULES = ("image_encoder", "memory_attention", "sam_prompt_encoder", "
 def compile_model(model: nn.Module, **options) -> nn.Module:
     """Compile ``model``'s per-frame modules in place (``options`` go to ``torch.compile``); returns ``model``.
     Compilation itself happens on each module's first call (and on a recompilation): the first frames are slow."""
+    _fill_tables(model)
     for name in COMPILED_MODULES:
         module = getattr(model, name, None)
         if isinstance(module, nn.Module):
             module.compile(**options)
     model.compiled = True
     return model
+
+
+def _fill_tables(model: nn.Module) -> None:
+    """One eager frame through the model (a blank image, its memory, memory attention on it), so that the tables
+    the modules keep once computed (position encodings, RoPE angles) exist before compiling: a compiled graph
+    reads them as constants, where one traced while they were missing would compute them on every call, and
+    would be recompiled once eager code filled them."""
+    s = model.image_size
+    with torch.inference_mode():
+        features = model.encode_image(torch.zeros(1, 3, s, s, device=model.device))
+        vision, vision_pos = features.vision_features, features.vision_pos_enc[-1]
+        memory, _ = model.encode_memory(vision, torch.zeros(1, 1, s, s, device=model.device),
+                                        torch.zeros(1, 1, device=model.device))
+        tokens = vision.flatten(2).transpose(1, 2)
+        model.condition_on_memories(tokens, vision_pos.flatten(2).transpose(1, 2), memory[:, None],
+                                    torch.zeros(1, dtype=torch.long, device=model.device))
 
 
 def is_compiled(model: nn.Module) -> bool:
