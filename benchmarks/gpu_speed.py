@@ -30,10 +30,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from speed_vs_official import VIDEO, YAML, clicks, mask_iou, peak_memory_mb, reset_peak_memory, weights
 
 ROOT = Path(__file__).resolve().parents[1]
-VIDEO = ROOT.parent / "shared" / "data" / "videos" / "bedroom.mp4"
-YAML = {"sam2.1_hiera_tiny": "t", "sam2.1_hiera_small": "s", "sam2.1_hiera_base_plus": "b+", "sam2.1_hiera_large": "l"}
 TOOLS = ("official", "official vos_optimized", "vos eager", "vos compiled")
 
 
@@ -61,19 +60,8 @@ def write_frames(folder: Path, count: int) -> Path:
 
 def write_checkpoint(path: Path, config: str, size: int) -> Path:
     """Random weights in the official ``{"model": state_dict}`` format, objects judged present."""
-    from vos.model.config import get_config
-    from vos.model.sam2 import SAM2Model
-
-    torch.manual_seed(0)
-    state = SAM2Model(get_config(config).replace(image_size=size)).state_dict()
-    presence = [k for k in state if k.startswith("sam_mask_decoder.pred_obj_score_head.") and k.endswith("bias")]
-    state[presence[-1]] = torch.full_like(state[presence[-1]], 2.0)
-    torch.save({"model": state}, path)
+    torch.save({"model": weights(config, size)}, path)
     return path
-
-
-def clicks(num_objects: int, w: int, h: int) -> list[tuple[float, float]]:
-    return [(w * (0.2 + 0.6 * (i % 4) / 3), h * (0.3 + 0.4 * (i // 4))) for i in range(num_objects)]
 
 
 # ---------------------------------------------------------------------- one tool in a worker
@@ -86,19 +74,11 @@ def _reset_peak(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     else:
-        try:
-            Path("/proc/self/clear_refs").write_text("5")
-        except OSError:
-            pass
+        reset_peak_memory()
 
 
 def _peak_mb(device: str) -> float:
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else peak_memory_mb()
 
 
 def _timed(results, warmup: int, device: str) -> tuple[float, list[np.ndarray]]:
@@ -178,13 +158,6 @@ def spawn(job: dict, timeout: float) -> dict:
         print(f"{job['tool']} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
         return {"error": errors[-1] if errors else f"exit status {proc.returncode}"}
     return {"runs": json.loads(line[0][7:]), "worker_seconds": time.monotonic() - started}
-
-
-def mask_iou(a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
-    """IoU per object and frame of two runs' masks ``(N, H, W)`` per frame; two empty masks count as 1."""
-    a, b = np.stack(a).astype(bool), np.stack(b).astype(bool)
-    inter, union = (a & b).sum((-2, -1)), (a | b).sum((-2, -1))
-    return np.where(union == 0, 1.0, inter / np.maximum(union, 1))
 
 
 # ---------------------------------------------------------------------- the run
