@@ -17,7 +17,8 @@ frames, sampling the process's resident memory and the memory banks' bytes each 
     python benchmarks/live_sources.py [--counts 1 2 4] [--seconds 20] [--models embedded]
         [--memory-frames 1000] [--memory-sources 2]
 
-Writes ``benchmarks/results/live_sources.{json,md}``.
+Writes ``benchmarks/results/live_sources.{json,md}`` (the comparison; ``--counts`` with no number skips it) and
+``benchmarks/results/live_sources_memory.{json,md,png}`` (the memory run; ``--memory-frames 0`` skips it).
 """
 from __future__ import annotations
 
@@ -165,7 +166,7 @@ def memory_run(model: str, url: str, sources: int, frames: int, threads: int | N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--counts", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--counts", type=int, nargs="*", default=[1, 2, 4])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--models", nargs="+", default=["embedded"], choices=list(MODELS))
     parser.add_argument("--memory-frames", type=int, default=1000, help="0: no memory run")
@@ -189,14 +190,17 @@ def main() -> None:
             if args.memory_frames else None
     finally:
         server.kill()
-    write(args, rows, memory)
-
-
-def write(args, rows: list[dict], memory: dict | None) -> None:
-    args.out.mkdir(parents=True, exist_ok=True)
-    meta = {"cpu": cpu_name(), "cores": os.cpu_count(), "seconds": args.seconds,
+    meta = {"cpu": cpu_name(), "cores": os.cpu_count(), "seconds": args.seconds, "threads": args.threads,
             "stream": "320x240 H.264 at 30 fps, RTSP over TCP on loopback (one server, a client per source)"}
-    (args.out / "live_sources.json").write_text(json.dumps({**meta, "runs": rows, "memory": memory}, indent=1))
+    args.out.mkdir(parents=True, exist_ok=True)
+    if rows:
+        write(args, meta, rows)
+    if memory:
+        write_memory(args.out, meta, memory)
+
+
+def write(args, meta: dict, rows: list[dict]) -> None:
+    (args.out / "live_sources.json").write_text(json.dumps({**meta, "runs": rows}, indent=1))
     lines = [
         "# Several live sources: one batched process against separate processes",
         "",
@@ -217,13 +221,48 @@ def write(args, rows: list[dict], memory: dict | None) -> None:
                      f"{s['latency_ms_median']:.0f} / {s['latency_ms_p95']:.0f} | "
                      f"{r['batched_threads']} / {','.join(map(str, r['separate_threads']))} | "
                      f"{r['load_before'][0]:.1f} / {r['load_after'][0]:.1f} |")
-    if memory:
-        lines += ["", f"Memory: {memory['sources']} sources in one batched process, {MODELS[memory['model']]}, "
-                  f"{memory['frames_per_source']} frames per source in {memory['seconds']:.0f} s: resident memory, "
-                  f"largest sample in the first third {memory['rss_mb_first_third_max']:.0f} MB, in the last third "
-                  f"{memory['rss_mb_last_third_max']:.0f} MB; memory banks {memory['bank_bytes_first']} -> "
-                  f"{memory['bank_bytes_last']} bytes."]
     (args.out / "live_sources.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def write_memory(out: Path, meta: dict, memory: dict) -> None:
+    """The memory run: its numbers and the resident memory over time, as a plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    (out / "live_sources_memory.json").write_text(json.dumps({**meta, "memory": memory}, indent=1))
+    seconds = np.linspace(0, memory["seconds"], len(memory["rss_mb"]))
+    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=110)
+    ax.plot(seconds / 60, memory["rss_mb"], lw=1)
+    ax.set_xlabel("minutes of tracking")
+    ax.set_ylabel("resident memory (MB)")
+    ax.set_ylim(0, max(memory["rss_mb"]) * 1.15)
+    ax.set_title(f"{memory['sources']} live sources in one process, {memory['frames_per_source']} frames each",
+                 fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "live_sources_memory.png")
+    threads = f"{meta['threads']} PyTorch thread(s)" if meta["threads"] else "vos's choice of threads"
+    lines = [
+        "# Memory of one batched process tracking several live sources for a long time",
+        "",
+        f"{meta['cpu']}, {meta['cores']} cores, {threads}; {meta['stream']}; one object a source. "
+        f"{memory['sources']} sources in one batched process, {MODELS[memory['model']]}, "
+        f"{memory['frames_per_source']} frames per source in {memory['seconds']:.0f} s. Resident memory sampled "
+        "each second ([plot](live_sources_memory.png)):",
+        "",
+        "| | MB |",
+        "|---|---|",
+        f"| largest sample, first third of the run | {memory['rss_mb_first_third_max']:.0f} |",
+        f"| largest sample, last third of the run | {memory['rss_mb_last_third_max']:.0f} |",
+        f"| largest sample, whole run | {max(memory['rss_mb']):.0f} |",
+        "",
+        f"Memory banks, every source's together: {memory['bank_bytes_first']} bytes at the first report, "
+        f"{memory['bank_bytes_last']} at the last.",
+    ]
+    (out / "live_sources_memory.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

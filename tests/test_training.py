@@ -165,6 +165,37 @@ def test_training_resumes_exactly(tmp_path):
     assert config == resumed.config
 
 
+def test_train_only_changes_the_named_parameters_and_names_a_prefix_that_matches_none(tmp_path):
+    torch.manual_seed(0)
+    model = SAM2Model(tiny_config(image_size=64))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    sampler = ClipSampler(64, None, ClipSettings(num_frames=3, max_objects=2))
+    head = "sam_mask_decoder.iou_prediction_head."
+    settings = TrainSettings(steps=3, warmup=1, checkpoint_every=3, seed=7, trainable=(head,))
+    Trainer(model, sampler, tmp_path / "run", settings).run(progress=False)
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith(head) for k in changed)
+    assert len(changed) == sum(1 for k, _ in model.named_parameters() if k.startswith(head))
+    with pytest.raises(ValueError, match="'sam_mask_decoder.iou_head'.*sam_mask_decoder"):
+        Trainer(SAM2Model(tiny_config(image_size=64)), sampler, tmp_path / "other",
+                TrainSettings(trainable=("sam_mask_decoder.iou_head",)))
+
+
+def test_vos_train_passes_train_only_to_the_settings(tmp_path, monkeypatch):
+    seen = {}
+
+    def run(self, progress=True):
+        seen["settings"] = self.settings
+        seen["trainable"] = {n for n, p in self.model.named_parameters() if p.requires_grad}
+        return {}
+
+    monkeypatch.setattr(Trainer, "run", run)
+    assert main(["train", "--out", str(tmp_path / "run"), "--config", "vos_small", "--image-size", "64",
+                 "--steps", "1", "--train-only", "sam_mask_decoder.iou_prediction_head"]) == 0
+    assert seen["settings"].trainable == ("sam_mask_decoder.iou_prediction_head",)
+    assert seen["trainable"] and all(n.startswith("sam_mask_decoder.iou_prediction_head") for n in seen["trainable"])
+
+
 def test_resume_keeps_the_checkpoints_lineage_not_the_new_processs_start(tmp_path):
     torch.manual_seed(0)
     model = SAM2Model(tiny_config(image_size=64))

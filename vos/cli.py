@@ -49,7 +49,8 @@ def _train(args: argparse.Namespace) -> int:
         args.out,
         settings=TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
                                checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
-                               warmup=min(200, args.steps // 10), precision=args.precision),
+                               warmup=min(200, args.steps // 10), precision=args.precision,
+                               trainable=tuple(args.train_only)),
         clips=ClipSettings(num_frames=args.num_frames, composite_frames=args.composite_frames,
                            image_prob=args.image_prob, max_objects=args.max_objects,
                            synthetic_prob=args.synthetic_prob, composite_prob=args.composite_prob),
@@ -604,6 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of conditioning frames prompted with the ground-truth mask rather than clicks or a box; "
                    "with --num-frames 1 and 0 here, interactive image training as SAM's")
     p.add_argument("--box-prob", type=float, default=0.5, help="share of the other prompts that are boxes rather than clicks")
+    p.add_argument("--train-only", nargs="+", default=[], metavar="PREFIX",
+                   help="train only the parameters whose names start with these prefixes (e.g. "
+                   "mask_decoder.iou_prediction_head); the rest stays frozen")
     p.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same run")
     p.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
     p.add_argument("--val-root", help="DAVIS root to compute J&F on at checkpoints")

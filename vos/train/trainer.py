@@ -33,7 +33,8 @@ class TrainSettings:
     final_lr_ratio``; a checkpoint every ``checkpoint_every`` steps and a validation every ``validate_every``
     (0: at the end only). ``precision``: ``"bfloat16"`` runs the forward pass under bfloat16 autocast,
     ``"float32"`` not, ``"auto"`` where it pays: on a GPU, or on a CPU with native bfloat16 arithmetic
-    (AVX-512 BF16 / AMX; on other CPUs bfloat16 is slower than float32)."""
+    (AVX-512 BF16 / AMX; on other CPUs bfloat16 is slower than float32). ``trainable``: name prefixes of the
+    parameters to train (empty: all); the others stay frozen, and nothing is computed for their gradients."""
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "float32", "bfloat16"):
@@ -56,6 +57,7 @@ class TrainSettings:
     checkpoint_every: int = 250
     validate_every: int = 0
     precision: str = "float32"
+    trainable: tuple[str, ...] = ()
 
     def lr_at(self, step: int) -> float:
         if step < self.warmup:
@@ -76,6 +78,19 @@ def _param_groups(model: SAM2Model, weight_decay: float) -> list[dict]:
         else:
             decay.append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+
+
+def _freeze_all_but(model: SAM2Model, prefixes: tuple[str, ...]) -> None:
+    """Train only the parameters whose names start with one of ``prefixes`` (all when there are none)."""
+    if not prefixes:
+        return
+    names = [name for name, _ in model.named_parameters()]
+    for prefix in prefixes:
+        if not any(name.startswith(prefix) for name in names):
+            raise ValueError(f"no parameter of the {model.config.name} model is named {prefix!r}... "
+                             f"(top-level modules: {', '.join(sorted({n.split('.')[0] for n in names}))})")
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith(prefixes))
 
 
 class Trainer:
@@ -113,6 +128,7 @@ class Trainer:
         self.validation = validation
         self.lineage = list(lineage)
         self.run_info = dict(run or {})
+        _freeze_all_but(model, settings.trainable)
         self.optimizer = torch.optim.AdamW(_param_groups(model, settings.weight_decay), lr=settings.lr)
         self.step = 0
 
