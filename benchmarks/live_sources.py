@@ -234,12 +234,14 @@ def write_memory(out: Path, meta: dict, memory: dict) -> None:
 
     (out / "live_sources_memory.json").write_text(json.dumps({**meta, "memory": memory}, indent=1))
     seconds = np.linspace(0, memory["seconds"], len(memory["rss_mb"]))
+    frames = ", ".join(f"{n:,}" for n in sorted(set(memory["frames_per_source"])))
+    banks = [f"{n:,}" for n in memory["bank_bytes_first"] + memory["bank_bytes_last"]]
     fig, ax = plt.subplots(figsize=(7, 3.2), dpi=110)
     ax.plot(seconds / 60, memory["rss_mb"], lw=1)
     ax.set_xlabel("minutes of tracking")
     ax.set_ylabel("resident memory (MB)")
     ax.set_ylim(0, max(memory["rss_mb"]) * 1.15)
-    ax.set_title(f"{memory['sources']} live sources in one process, {memory['frames_per_source']} frames each",
+    ax.set_title(f"{memory['sources']} live sources in one process, {frames} frames each",
                  fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -250,7 +252,7 @@ def write_memory(out: Path, meta: dict, memory: dict) -> None:
         "",
         f"{meta['cpu']}, {meta['cores']} cores, {threads}; {meta['stream']}; one object a source. "
         f"{memory['sources']} sources in one batched process, {MODELS[memory['model']]}, "
-        f"{memory['frames_per_source']} frames per source in {memory['seconds']:.0f} s. Resident memory sampled "
+        f"{frames} frames per source in {memory['seconds']:.0f} s. Resident memory sampled "
         "each second ([plot](live_sources_memory.png)):",
         "",
         "| | MB |",
@@ -259,8 +261,7 @@ def write_memory(out: Path, meta: dict, memory: dict) -> None:
         f"| largest sample, last third of the run | {memory['rss_mb_last_third_max']:.0f} |",
         f"| largest sample, whole run | {max(memory['rss_mb']):.0f} |",
         "",
-        f"Memory banks, every source's together: {memory['bank_bytes_first']} bytes at the first report, "
-        f"{memory['bank_bytes_last']} at the last.",
+        f"Memory banks, every source's together: {banks[0]} bytes at the first report, {banks[-1]} at the last.",
     ]
     (out / "live_sources_memory.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
