@@ -208,6 +208,21 @@ FLOP_STAGES = {"ImageEncoder": "image encoder", "MemoryAttention": "memory atten
                "MaskDecoder": "decoder", "MemoryEncoder": "memory encoder"}
 
 
+def _count_cpu_attention() -> None:
+    """PyTorch's FLOP counter knows the GPU attention kernels but not the CPU one that
+    ``scaled_dot_product_attention`` runs here: uncounted, memory attention (most of a frame at 1024 px) would
+    count for almost nothing and the floor would be far too low."""
+    from torch.utils.flop_counter import flop_registry, register_flop_formula, sdpa_flop_count
+
+    op = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    if op in flop_registry:
+        return
+
+    @register_flop_formula(op)
+    def _(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
+        return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
 def count_flops(config: str, size: int, objects: int, folder: Path, warmup: int) -> dict:
     """Floating-point operations of one tracked frame once the bank is full (frame ``warmup``), in all and
     per stage, counted by PyTorch's FLOP counter on vos's float32 path (the official implementation does the
@@ -224,6 +239,7 @@ def count_flops(config: str, size: int, objects: int, folder: Path, warmup: int)
     frames = clicked_predictor(model, folder, objects, "float32").propagate(0)
     for _ in range(warmup):
         next(frames)
+    _count_cpu_attention()
     counter = FlopCounterMode(display=False, depth=1)
     with counter:
         next(frames)
