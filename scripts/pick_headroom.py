@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import vos
+from evaluation.interactive import iou
 from evaluation.masks import read_index_png
 from vos.jobs.dataset_masks import predict_davis
 
@@ -49,11 +50,7 @@ def frame_scores(model, root: Path, sequence: str) -> list[tuple[float, float, b
     for (masks, predicted), path in zip(decoded, truths):
         truth = read_index_png(path) > 0
         h, w = truth.shape
-        ious = []
-        for logits in masks:
-            mask = cv2.resize(logits, (w, h), interpolation=cv2.INTER_LINEAR) > 0
-            union = np.logical_or(mask, truth).sum()
-            ious.append(np.logical_and(mask, truth).sum() / union if union else 1.0)
+        ious = [iou(cv2.resize(logits, (w, h), interpolation=cv2.INTER_LINEAR) > 0, truth) for logits in masks]
         pick = int(predicted.argmax())
         scores.append((ious[pick], max(ious), ious[pick] == max(ious), float(np.abs(predicted - ious).mean())))
     return scores

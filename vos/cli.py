@@ -607,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--box-prob", type=float, default=0.5, help="share of the other prompts that are boxes rather than clicks")
     p.add_argument("--train-only", nargs="+", default=[], metavar="PREFIX",
                    help="train only the parameters whose names start with these prefixes (e.g. "
-                   "mask_decoder.iou_prediction_head); the rest stays frozen")
+                   "sam_mask_decoder.iou_prediction_head); the rest stays frozen")
     p.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same run")
     p.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
     p.add_argument("--val-root", help="DAVIS root to compute J&F on at checkpoints")
