@@ -15,7 +15,7 @@ The memory run tracks ``--memory-sources`` sources in one batched process until 
 frames, sampling the process's resident memory and the memory banks' bytes each second.
 
     python benchmarks/live_sources.py [--counts 1 2 4] [--seconds 20] [--models embedded]
-        [--memory-frames 1000] [--memory-sources 2]
+        [--separate-threads 1] [--memory-frames 1000] [--memory-sources 2]
 
 Writes ``benchmarks/results/live_sources.{json,md}`` (the comparison; ``--counts`` with no number skips it) and
 ``benchmarks/results/live_sources_memory.{json,md,png}`` (the memory run; ``--memory-frames 0`` skips it).
@@ -144,10 +144,12 @@ def summary(results: list[dict], seconds: float) -> dict:
             "errors": [e for r in results for e in r["errors"] if e]}
 
 
-def compare(model: str, url: str, count: int, seconds: float, threads: int | None) -> dict:
+def compare(model: str, url: str, count: int, seconds: float, threads: int | None,
+            separate_threads: int | None) -> dict:
     load_before = os.getloadavg()
     batched = launch([{"model": model, "threads": threads, "urls": [url] * count, "batched": True, "seconds": seconds}])
-    separate = launch([{"model": model, "threads": threads, "urls": [url], "batched": False, "seconds": seconds}
+    separate = launch([{"model": model, "threads": separate_threads or threads, "urls": [url], "batched": False,
+                        "seconds": seconds}
                        for _ in range(count)])
     return {"model": model, "sources": count, "batched": summary(batched, seconds),
             "separate": summary(separate, seconds), "batched_threads": batched[0]["threads"],
@@ -173,6 +175,10 @@ def main() -> None:
     parser.add_argument("--memory-sources", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None,
                         help="PyTorch threads of every process (default: what vos chooses, from the cores free)")
+    parser.add_argument("--separate-threads", type=int, default=None,
+                        help="PyTorch threads of each separate process (default: as --threads); 1 gives the separate "
+                        "processes their best case on a busy machine, without the race of each choosing from the "
+                        "cores free when it starts")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -184,13 +190,14 @@ def main() -> None:
         rows = []
         for model in args.models:
             for count in args.counts:
-                rows.append(compare(model, url, count, args.seconds, args.threads))
+                rows.append(compare(model, url, count, args.seconds, args.threads, args.separate_threads))
                 print(json.dumps(rows[-1]), flush=True)
         memory = memory_run(args.models[0], url, args.memory_sources, args.memory_frames, args.threads) \
             if args.memory_frames else None
     finally:
         server.kill()
     meta = {"cpu": cpu_name(), "cores": os.cpu_count(), "seconds": args.seconds, "threads": args.threads,
+            "separate_threads": args.separate_threads,
             "stream": "320x240 H.264 at 30 fps, RTSP over TCP on loopback (one server, a client per source)"}
     args.out.mkdir(parents=True, exist_ok=True)
     if rows:
@@ -206,8 +213,10 @@ def write(args, meta: dict, rows: list[dict]) -> None:
         "",
         f"{meta['cpu']}, {meta['cores']} cores, {meta['stream']}; {args.seconds:.0f} s of tracking per run, one "
         "object a source, all processes of a run started together after loading. Threads: PyTorch threads of the "
-        "batched process / of each separate one (" + (f"{args.threads} set" if args.threads else "vos's choice from "
-        "the cores free at start, as vos live makes it") + "). Latency: frame decoded -> mask ready, over all "
+        "batched process (its sources stepped in as many groups side by side) / of each separate one ("
+        + (f"{args.threads} set" if args.threads else "vos's choice from the cores free at start, as vos live makes it")
+        + (f"; {args.separate_threads} set for the separate ones" if args.separate_threads else "")
+        + "). Latency: frame decoded -> mask ready, over all "
         "sources' frames. Load average (1 min) before/after each pair of runs: the machine is shared.",
         "",
         "| model | sources | batched: total fps | separate: total fps | batched / separate | frames per CPU-second, batched / separate | latency median / p95 (ms), batched | separate | threads | load |",

@@ -62,6 +62,9 @@ def test_unknown_fields_in_stored_config_are_refused():
     data = tiny_config().to_dict() | {"bogus": 1}
     with pytest.raises(ValueError, match="bogus"):
         ModelConfig.from_dict(data)
+    # inside a nested field, the message names the field and its value (an empty key once read "trunk.")
+    with pytest.raises(ValueError, match=r"model config field trunk = \{'': None\} has unknown fields \[''\]"):
+        ModelConfig.from_dict(tiny_config().to_dict() | {"trunk": {"": None}})
 
 
 @pytest.mark.parametrize("size", [64, 96, 128])

@@ -4,6 +4,7 @@ garbage while the others go on, and outputs equal to single-source runs of the s
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import av
@@ -123,18 +124,21 @@ def _first_frame_prompts(prompts):
     return [FramePrompt(0, obj_id, p) for obj_id, p in prompts.items()]
 
 
-def test_sources_write_what_single_source_runs_write(model, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sources_write_what_single_source_runs_write(model, tmp_path, workers):
     """Frames taken in the same order (file-like sources give every frame, in order): each source's overlay
-    video is the one vos live writes for it alone, frame for frame."""
+    video is the one vos live writes for it alone, frame for frame, whether the sources are stepped as one
+    group or in two side by side (door; yard and gate)."""
     clips = _clips()
     rates = {"door": 25.0, "yard": 10.0, "gate": None}
     sources = [(k, FrameArray(clips[k], fps=rates[k]), _first_frame_prompts(PROMPTS[k]), tmp_path / f"{k}.mp4")
                for k in clips]
     lines = []
-    report = run_live_sources(model, sources, log=lines.append, batch_frames=False)
+    report = run_live_sources(model, sources, log=lines.append, batch_frames=False, workers=workers)
     assert [r.name for r in report.sources] == list(clips) and not report.failed
     assert [r.frames for r in report.sources] == [len(c) for c in clips.values()] and report.frames == 18
-    assert report.steps == 7 and report.batch == 18  # every source each step, until each ran out
+    # every source of a group each step of the group, until each ran out
+    assert report.steps == (7 if workers == 1 else 7 + 6) and report.batch == 18
     for k, frames in clips.items():
         alone = tmp_path / f"{k}-alone.mp4"
         run_live(model, FrameArray(frames, fps=rates[k]), _first_frame_prompts(PROMPTS[k]), alone, show=False,
@@ -142,6 +146,38 @@ def test_sources_write_what_single_source_runs_write(model, tmp_path):
         ours, theirs = _decoded(tmp_path / f"{k}.mp4"), _decoded(alone)
         assert len(ours) == len(theirs) == len(frames)
         assert all(np.array_equal(a, b) for a, b in zip(ours, theirs))
+
+
+def test_groups_of_sources_compute_side_by_side_on_one_thread_each(model, monkeypatch):
+    """Two groups: each steps in a worker thread of its own on one PyTorch thread, and the process's thread
+    count (the caller's, and what threads started later get) is as it was afterwards."""
+    clips = _clips()
+    seen = []
+    step = MultiStreamTracker.step
+
+    def recording(self, frames, prompts=None):
+        seen.append((threading.current_thread().name, torch.get_num_threads(), tuple(frames)))
+        return step(self, frames, prompts)
+
+    monkeypatch.setattr(MultiStreamTracker, "step", recording)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        sources = [(k, FrameArray(clips[k]), _first_frame_prompts(PROMPTS[k]), None) for k in clips]
+        report = run_live_sources(model, sources, log=lambda m: None)
+        assert torch.get_num_threads() == 2
+        later = []
+        thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        assert later == [2]
+    finally:
+        torch.set_num_threads(before)
+    assert [r.frames for r in report.sources] == [7, 5, 6]
+    threads = {name for name, _, _ in seen}
+    assert len(threads) == 2 and all(name.startswith("vos-sources") for name in threads)
+    assert {n for _, n, _ in seen} == {1}
+    assert {keys for _, _, keys in seen} == {(0,), (1, 2), (2,)}  # door; yard and gate, then gate alone
 
 
 class _Dying(FrameArray):

@@ -164,8 +164,10 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         raise ValueError(f"model config field {prefix[:-1]} = {shown(data)} is not a mapping of fields")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
+    if unknown and prefix:  # the enclosing field and its value: a key may be anything, even empty
+        raise ValueError(f"model config field {prefix[:-1]} = {shown(data)} has unknown fields {unknown}")
     if unknown:
-        raise ValueError(f"unknown model config fields: {[prefix + str(k) for k in unknown]}")
+        raise ValueError(f"unknown model config fields: {unknown}")
     missing = [prefix + n for n in _required(cls) if n not in data]
     if missing:
         raise ValueError(f"model config field{'s' * (len(missing) > 1)} {', '.join(missing)} missing")
