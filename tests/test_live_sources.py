@@ -378,3 +378,17 @@ def test_vos_live_sources_reads_two_rtsp_streams(rtsp, tmp_path, capsys):  # noq
     assert "secret" not in printed and "done: rtsp://***@127.0.0.1" in printed and "latency median" in printed
     assert "done: all 2 sources: 40 frames" in printed
     assert len(_decoded(tmp_path / "one.mp4")) == len(_decoded(tmp_path / "two.mp4")) == 20
+
+
+def test_groups_by_default_as_many_as_threads_and_one_for_a_compiled_model():
+    from vos.jobs.live_sources import _default_workers
+
+    model = tiny_tracking_model()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert _default_workers(model) == 2
+        model.compiled = True  # what vos.model.compiled.compile_model marks: compilation is one thread's at a time
+        assert _default_workers(model) == 1
+    finally:
+        torch.set_num_threads(before)

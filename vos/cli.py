@@ -510,8 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "frame folder played at its own frame rate")
     p.add_argument("--sources", metavar="FILE.json",
                    help="several sources in one process, one model: a JSON list of {\"source\": ..., \"prompts\": "
-                   "[...] or \"prompts.json\", \"out\": \"video.mp4\"} (paths relative to the file); each step "
-                   "encodes the newest frame of every source in one batch; each source has its own memory, "
+                   "[...] or \"prompts.json\", \"out\": \"video.mp4\"} (paths relative to the file); on a CPU the "
+                   "sources are stepped in as many groups as --threads, side by side, each step of a group "
+                   "encoding the newest frame of each of its sources in one batch; each source has its own memory, "
                    "reconnection, overlay and report, and one that fails stops alone (exit status 1)")
     _add_prompt_options(p, live=True)
     _add_everything_options(p)

@@ -31,6 +31,7 @@ from streams.overlay import Annotator
 from streams.redact import redact_url, remember_secrets
 
 from ..errors import one_line, shown
+from ..model.compiled import is_compiled
 from ..model.interface import TrackingModel
 from ..tracking.core import TrackerSettings
 from ..tracking.live_tracker import FrameSizeError, MultiStreamTracker
@@ -218,8 +219,8 @@ def run_live_sources(
     compute. Default: on a CPU, as many groups as PyTorch has threads, each group then computing on one
     thread: PyTorch's threads inside one operator wait for each other at every operator, and the stream
     decoders on the same cores stall them all, while groups run side by side (4 sources of the embedded
-    model on 2 cores: 26 frames/s on one thread, 40 on two PyTorch threads, 46 in two groups). On a GPU, or
-    with a runtime that is not PyTorch, one group."""
+    model on 2 cores: 26 frames/s on one thread, 40 on two PyTorch threads, 46 in two groups). On a GPU, with
+    a runtime that is not PyTorch, or with a compiled model, one group."""
     settings = settings or live_settings()
     prompts = [check_live_prompts(p) for _, _, p, _ in sources]
     count = max(1, min(len(sources), workers or _default_workers(model)))
@@ -333,8 +334,11 @@ def run_live_sources(
 
 
 def _default_workers(model: TrackingModel) -> int:
-    # ONNX Runtime's sessions keep their own thread pools, and a GPU takes one batch best: one group there.
-    return torch.get_num_threads() if model.device.type == "cpu" and isinstance(model, torch.nn.Module) else 1
+    # ONNX Runtime's sessions keep their own thread pools, a GPU takes one batch best, and torch.compile
+    # compiles (and recompiles for new shapes) from one thread at a time: one group there.
+    if model.device.type != "cpu" or not isinstance(model, torch.nn.Module) or is_compiled(model):
+        return 1
+    return torch.get_num_threads()
 
 
 class _Group:
