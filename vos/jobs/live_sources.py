@@ -274,8 +274,8 @@ def run_live_sources(
 
         def finish(g: _Group) -> None:
             """The group's step is done: its frames' results to the overlays and the reports."""
-            results, done_at = g.running.result()
-            frames, g.running, g.frames = g.frames, None, {}
+            frames, results, done_at = g.running.result()
+            g.running = None
             report.steps += 1
             report.batch += len(frames)
             for i, frame in frames.items():
@@ -299,7 +299,6 @@ def run_live_sources(
                         moved = True
                     frames = poll(g)
                     if frames:
-                        g.frames = frames
                         g.running = pool.submit(g.step, frames, prompts)
                         moved = True
                 now = time.time()
@@ -343,25 +342,23 @@ def _default_workers(model: TrackingModel) -> int:
 
 class _Group:
     """Sources tracked together by one :class:`MultiStreamTracker`, a step at a time in a worker thread:
-    ``running`` is the step under way (``frames`` its frames by source index), ``bank_bytes`` the memory
-    banks' size after the last step."""
+    ``running`` is the step under way, ``bank_bytes`` the memory banks' size after the last step."""
 
     def __init__(self, sources: list[int], tracker: MultiStreamTracker) -> None:
         self.sources, self.tracker = sources, tracker
         self.running: Future | None = None
-        self.frames: dict = {}
         self.bank_bytes = 0
 
     def first(self, i: int, prompts: list[list[FramePrompt]]) -> dict | None:
         """Source ``i``'s prompts while its first frame is being tracked."""
         return None if i in self.tracker.streams else {p.obj_id: p.prompt for p in prompts[i]}
 
-    def step(self, frames: dict, prompts: list[list[FramePrompt]]) -> tuple[dict, float]:
-        """Run in a worker thread: the frames' results, and when they were ready."""
+    def step(self, frames: dict, prompts: list[list[FramePrompt]]) -> tuple[dict, dict, float]:
+        """Run in a worker thread: the frames (by source index), their results, and when those were ready."""
         results = self.tracker.step({i: f.image for i, f in frames.items()}, {i: self.first(i, prompts) for i in frames})
         done_at = time.time()
         self.bank_bytes = self.tracker.memory_bytes()
-        return results, done_at
+        return frames, results, done_at
 
 
 def _reason(exc: BaseException, name: str) -> str:
