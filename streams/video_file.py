@@ -61,6 +61,8 @@ class VideoFile(SeekableSource):
         if index in self._cache:
             self._cache.move_to_end(index)
             return self._cache[index]
+        if self._container is None:  # PyAV crashes the interpreter on a closed container's decoder
+            raise SourceError(f"{self.path}: frame {index} was read after the video was closed")
         if self._decoder is None or self._next is None or not (self._next <= index < self._next + 8):
             self._seek(index)
         while True:
@@ -100,3 +102,4 @@ class VideoFile(SeekableSource):
         if getattr(self, "_container", None) is not None:
             self._container.close()
             self._container = None
+            self._decoder = None

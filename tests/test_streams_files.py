@@ -21,6 +21,11 @@ def test_video_file_random_access_matches_sequential(shared_dir):
         assert video[30].media_time == pytest.approx(1.0) and video[30].captured_at is None
         with pytest.raises(IndexError, match="frame 200 is out of range: the source has 200 frames"):
             video[200]
+    # Reading on after close() (a predictor closes the source it was given) is an error, not a crash in PyAV.
+    assert np.array_equal(video[30].image, sequential[30])  # still in its cache
+    with pytest.raises(SourceError, match=r"bedroom.mp4: frame 6 was read after the video was closed"):
+        video[6]
+    video.close()
 
 
 def test_frame_folder_orders_numerically_and_checks_sizes(tmp_path):

@@ -238,6 +238,7 @@ class VideoPredictor:
         return self.core.result(check_frame_index(frame_idx, self.num_frames), self.video_size)
 
     def close(self) -> None:
+        """Close the video, a source passed in included: the predictor owns the source it was given."""
         self.source.close()
 
     def __enter__(self):
