@@ -1,5 +1,6 @@
 """vos.model.kernels: the packed oneDNN path of Linear agrees with F.linear and never gets in the way of training;
-the bfloat16 CPU attention agrees with softmax attention."""
+the bfloat16 CPU attention agrees with softmax attention; attention over unprojected values agrees with attention
+over projected ones, and is taken only where the packed path runs."""
 from __future__ import annotations
 
 import pytest
@@ -12,7 +13,9 @@ from vos.model.kernels import (
     PACKED_KERNELS_AVAILABLE,
     Linear,
     attention,
+    attention_then_values,
     use_packed_kernels,
+    values_after_attention,
 )
 
 needs_onednn = pytest.mark.skipif(not PACKED_KERNELS_AVAILABLE, reason="this torch build has no oneDNN linear")
@@ -106,3 +109,36 @@ def test_bfloat16_attention_blocks_match_softmax_attention(batch, n_q, n_k):
     with torch.enable_grad():  # the autograd path gives the same values
         q_grad = q.bfloat16().requires_grad_()
         torch.testing.assert_close(attention(q_grad, k.bfloat16(), v.bfloat16()).detach(), got, atol=0, rtol=0)
+
+
+@needs_onednn
+@pytest.mark.parametrize("heads", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_values_projected_after_attention_match_values_projected_before(heads, dtype):
+    """Memory attention's cross-attention shape: 64-channel values through a wider projection, 600 queries (two
+    blocks, the second partial) over 700 keys; per-head projections where there are several heads."""
+    torch.manual_seed(0)
+    proj = Linear(64, 256)
+    d = 256 // heads
+    q, k = torch.randn(2, heads, 600, d), torch.randn(2, heads, 700, d)
+    values = torch.randn(2, 700, 64)
+    with torch.inference_mode():
+        assert values_after_attention(proj, heads, values)
+        expected = F.scaled_dot_product_attention(q, k, F.linear(values, proj.weight, proj.bias).reshape(2, 700, heads, d).transpose(1, 2))
+        with torch.autocast("cpu", torch.bfloat16, enabled=dtype == torch.bfloat16):
+            got = attention_then_values(q.to(dtype), k.to(dtype), values, proj)
+    assert got.shape == expected.shape == (2, heads, 600, d) and got.dtype == dtype
+    tolerance = 1e-5 if dtype == torch.float32 else 0.03
+    torch.testing.assert_close(got.float(), expected, atol=tolerance, rtol=tolerance)
+
+
+@needs_onednn
+def test_values_are_projected_first_where_the_exact_or_autograd_path_runs():
+    proj, values = Linear(64, 256), torch.randn(1, 30, 64)
+    with torch.inference_mode():
+        assert values_after_attention(proj, 1, values) and values_after_attention(proj, 3, values)
+        assert not values_after_attention(proj, 4, values)  # as many channels either way: nothing to gain
+        use_packed_kernels(nn.Sequential(proj), False)  # bit-identical agreement with the official code asked for
+        assert not values_after_attention(proj, 1, values)
+    use_packed_kernels(nn.Sequential(proj), True)
+    assert not values_after_attention(proj, 1, values)  # autograd records this projection

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .kernels import Linear
+from .kernels import Linear, attention_then_values, values_after_attention
 from .position_encoding import apply_rope, axial_rope_angles, traced
 from .transformer import Attention
 
@@ -95,7 +95,9 @@ class RoPEAttention(Attention):
     ) -> torch.Tensor:
         q = self._split_heads(self.q_proj(q))
         k = self._split_heads(self.k_proj(k))
-        v = self._split_heads(self.v_proj(v))
+        late = self.pool is None and not self.training and values_after_attention(self.v_proj, self.num_heads, v)
+        if not late:
+            v = self._split_heads(self.v_proj(v))
         n_q = q.shape[-2]
         cos, sin = self._rotation(n_q, q.device)
         q = apply_rope(q, cos, sin)
@@ -121,6 +123,8 @@ class RoPEAttention(Attention):
         # As officially, a single memory frame (a prompted first frame) is attended in full.
         if self.pool is not None and n_rope > n_q:
             return self._attend_pooled(q, k, v, n_rope)
+        if late:
+            return self._merge_heads(attention_then_values(q, k, v, self.v_proj))
         return self._attend(q, k, v)
 
     def _attend_pooled(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_rope: int) -> torch.Tensor:
@@ -149,7 +153,7 @@ class RoPEAttention(Attention):
         bias[:, : k_pooled.shape[2]] = log_count
         out = F.scaled_dot_product_attention(q, keys, values, attn_mask=bias,
                                              dropout_p=self.dropout_p if self.training else 0.0)
-        return self.out_proj(out.transpose(1, 2).reshape(b, n_q, heads * d))
+        return self._merge_heads(out)
 
     def _rotate_grid_keys(self, k: torch.Tensor, n_rope: int) -> torch.Tensor:
         """``k (B, heads, M, d)`` whose first ``n_rope`` keys are whole frames of ``k_unrotated + k_grid**2``."""

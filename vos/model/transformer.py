@@ -40,7 +40,10 @@ class Attention(nn.Module):
         return x.reshape(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        out = attention(q, k, v, dropout_p=self.dropout_p if self.training else 0.0)
+        return self._merge_heads(attention(q, k, v, dropout_p=self.dropout_p if self.training else 0.0))
+
+    def _merge_heads(self, out: torch.Tensor) -> torch.Tensor:
+        """``(B, heads, N, d)`` -> ``(B, N, C)`` through the output projection."""
         b, h, n, d = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, h * d))
 
