@@ -243,6 +243,11 @@ class Hiera(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.patch_embed(x)
         x = x + self.position_embedding(*x.shape[1:3])
+        if self.blocks[0].attn.qkv.runs_packed(x):
+            # The patch convolution's channels-first output read as (B, H, W, C) makes every operation of the
+            # first stage stride across channels, bfloat16 casts most of all (9% of the image encoder at
+            # 1024 px); contiguous tokens change the last bits, so only where rounding may differ.
+            x = x.contiguous()
         outputs = []
         for i, block in enumerate(self.blocks):
             x = block(x)

@@ -77,6 +77,11 @@ class Linear(nn.Linear):
             return None
         return dtype if dtype in (torch.float32, torch.bfloat16) else None
 
+    def runs_packed(self, x: torch.Tensor) -> bool:
+        """Whether ``x`` would go through the packed path: where results within float rounding of the official
+        ones are accepted, so other layout or ordering choices that only change rounding may be taken too."""
+        return self._dtype(x) is not None
+
     def forward(self, x: torch.Tensor, activation: str = "none") -> torch.Tensor:
         act, algorithm = _ACTIVATIONS[activation]
         dtype = self._dtype(x)
@@ -144,7 +149,7 @@ def values_after_attention(value_proj: Linear, num_heads: int, x: torch.Tensor) 
     runs (float rounding accepted, no autograd, not compiled) and outside an export, since PyTorch's flash
     attention needs values as wide as keys and its fallback is slower.
     """
-    return (num_heads * value_proj.in_features < value_proj.out_features and value_proj._dtype(x) is not None
+    return (num_heads * value_proj.in_features < value_proj.out_features and value_proj.runs_packed(x)
             and not torch.compiler.is_exporting())
 
 
