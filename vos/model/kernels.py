@@ -144,13 +144,14 @@ def values_after_attention(value_proj: Linear, num_heads: int, x: torch.Tensor) 
     Each row of attention weights sums to one, so ``P (V W^T + b) = (P V) W^T + b``: the product with the
     attention weights, half of attention's work, then runs on ``in_features`` channels per head instead of
     ``out_features / num_heads``. Memory attention's cross-attention reads 64-channel memories through a
-    256-channel projection with one head: a quarter of that half (1.2x float32, 1.4-1.6x bfloat16 on its
-    attention, measured on an AMD EPYC at 512 and 1024 px). Taken where :class:`Linear`'s packed path
-    runs (float rounding accepted, no autograd, not compiled) and outside an export, since PyTorch's flash
-    attention needs values as wide as keys and its fallback is slower.
+    256-channel projection with one head: a quarter of that half. Taken where bfloat16 attention runs as
+    blocked matrix products anyway (:func:`attention`) and the projection on the packed path (no autograd,
+    not compiled), outside an export: memory attention 1.3x at 1024 px and 1.15x at 512 px (hiera_t, AMD EPYC
+    with AVX-512 BF16). In float32 PyTorch's flash attention, which needs values as wide as keys, stays: the
+    blocked form measured 0.99-1.08x there, within this machine's drift, for 60 MB score buffers.
     """
-    return (num_heads * value_proj.in_features < value_proj.out_features and value_proj.runs_packed(x)
-            and not torch.compiler.is_exporting())
+    return (num_heads * value_proj.in_features < value_proj.out_features
+            and value_proj._dtype(x) == torch.bfloat16 and not torch.compiler.is_exporting())
 
 
 def attention_then_values(q: torch.Tensor, k: torch.Tensor, values: torch.Tensor, value_proj: Linear) -> torch.Tensor:
