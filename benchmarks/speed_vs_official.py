@@ -3,7 +3,9 @@ their official code, the tests' oracles in ``.oracles/``), same weights, same fr
 machine, one run: frames per second and the ratio for vos's exact mode (float32) and fast mode (bfloat16
 autocast), time per stage for all three, peak memory, how far fast mode's masks are from exact mode's, and
 the floor under a frame: its floating-point operations, counted, at the matrix-multiply speed measured in the
-same run: an implementation doing the same arithmetic beats it only by outrunning that matrix product.
+same run: an implementation doing the same arithmetic beats it only by outrunning that matrix product
+(vos's fast mode does less in memory attention, whose values it projects after attention, so there the
+floor of the official arithmetic does not bound it).
 
 For each official config, input size and object count, a fresh worker process runs one tool over the first
 ``--frames`` frames of ``../shared/data/videos/bedroom.mp4`` (written as JPEGs, the official loader's
