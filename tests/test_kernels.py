@@ -144,3 +144,26 @@ def test_values_are_projected_after_attention_only_on_the_bfloat16_inference_pat
     use_packed_kernels(nn.Sequential(proj), True)
     with torch.autocast("cpu", torch.bfloat16):
         assert not values_after_attention(proj, 1, values)  # autograd records this projection
+
+
+@needs_onednn
+def test_memory_cross_attention_in_bfloat16_projects_values_after_attention(monkeypatch):
+    """RoPE cross-attention over 3 memory frames and 4 pointer tokens, as memory attention calls it: under bfloat16
+    autocast it takes the late projection (where this CPU computes bfloat16 natively) and agrees with the
+    values-first path that use_packed_kernels(False) keeps."""
+    import vos.model.memory_attention as memory_attention
+
+    torch.manual_seed(0)
+    layer = memory_attention.RoPEAttention(128, 1, kv_in_dim=64, rope_k_repeat=True, feat_sizes=(8, 8)).eval()
+    x, memory = torch.randn(2, 64, 128), torch.randn(2, 3 * 64 + 4, 64)
+    calls = []
+    monkeypatch.setattr(memory_attention, "attention_then_values",
+                        lambda *a: calls.append(1) or attention_then_values(*a))
+    with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16):
+        late = layer(x, memory, memory, num_k_exclude_rope=4)
+        assert len(calls) == int(CPU_BFLOAT16)
+        use_packed_kernels(layer, False)
+        first = layer(x, memory, memory, num_k_exclude_rope=4)
+        assert len(calls) == int(CPU_BFLOAT16)
+    assert late.shape == first.shape == (2, 64, 128)
+    torch.testing.assert_close(late.float(), first.float(), atol=0.03, rtol=0.03)
