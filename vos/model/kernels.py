@@ -17,7 +17,9 @@ moves) or another dtype is asked for.
 PyTorch's CPU flash attention runs no faster in bfloat16 than in float32, while plain batched matrix
 products do (about 2x on the short windows of Hiera and on memory attention), so :func:`attention` uses
 those for bfloat16 on the CPU, 512 queries at a time: that bounds the score matrix, and measured fastest
-(against 256 and 1024) on memory attention at 1024 px.
+(against 256 and 1024) on memory attention at 1024 px. Where values are narrower than the heads they are
+projected into (memory attention's 64-channel memories), those products take the values as they are and
+project the result (:func:`values_after_attention`).
 """
 from __future__ import annotations
 
