@@ -109,22 +109,20 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: floa
     """Softmax attention, ``q (..., Nq, D)``, ``k, v (..., Nk, D)`` -> ``(..., Nq, D)``, scaled by ``D ** -0.5``."""
     if q.dtype != torch.bfloat16 or q.device.type != "cpu" or dropout_p > 0.0 or torch.compiler.is_compiling():
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
-        q = q * q.shape[-1] ** -0.5
-        k_t = k.transpose(-2, -1).contiguous()
-        blocks = [torch.softmax(q_block @ k_t, dim=-1) @ v for q_block in q.split(_QUERY_BLOCK, dim=-2)]
-        return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-2)
     return _blocked_attention(q, k, v)
 
 
 def _blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """:func:`attention` without autograd, ``_QUERY_BLOCK`` queries at a time; ``v (..., Nk, Dv)`` may be of
+    """:func:`attention` as matrix products, ``_QUERY_BLOCK`` queries at a time; ``v (..., Nk, Dv)`` may be of
     another width than ``q`` and ``k`` and broadcasts over their leading dimensions."""
     q = q * q.shape[-1] ** -0.5
     k_t = k.transpose(-2, -1).contiguous()  # one copy, then every block's product reads keys in order (2x faster)
     v = v.to(q.dtype)
-    # One score buffer serves every block and the softmax runs in place: no fresh 30 MB allocation per block
-    # (20% of memory attention's time at 1024 px).
+    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+        blocks = [torch.softmax(q_block @ k_t, dim=-1) @ v for q_block in q.split(_QUERY_BLOCK, dim=-2)]
+        return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-2)
+    # Without autograd, one score buffer serves every block and the softmax runs in place: no fresh 30 MB
+    # allocation per block (20% of memory attention's time at 1024 px).
     batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     n_q, n_k = q.shape[-2], k.shape[-2]
     out = q.new_empty(batch + (n_q, v.shape[-1]))
